@@ -1,0 +1,1 @@
+$(eval $(call add_lib,common,,$(call pc,jansson) -lpthread))
