@@ -1,0 +1,238 @@
+/* main.c: `dlc` entry point: global options and the subcommand table. */
+#include <errno.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef DLC_VERSION
+#    define DLC_VERSION "0.0.0"
+#endif
+
+struct cli_global cli_global;
+
+/* Each subcommand lives in its own cli/cmd-*.c file. They are declared weak so that a
+ * build without a component still links and says so clearly instead of failing. */
+#define CLI_DECLARE(fn) extern int fn(int argc, char **argv) __attribute__((weak))
+CLI_DECLARE(cmd_images);
+CLI_DECLARE(cmd_inspect);
+CLI_DECLARE(cmd_tag);
+CLI_DECLARE(cmd_rmi);
+CLI_DECLARE(cmd_prune);
+CLI_DECLARE(cmd_build);
+CLI_DECLARE(cmd_history);
+CLI_DECLARE(cmd_run);
+CLI_DECLARE(cmd_train);
+CLI_DECLARE(cmd_serve);
+CLI_DECLARE(cmd_ps);
+CLI_DECLARE(cmd_logs);
+CLI_DECLARE(cmd_stop);
+CLI_DECLARE(cmd_rm);
+CLI_DECLARE(cmd_export_bundle);
+CLI_DECLARE(cmd_registry);
+CLI_DECLARE(cmd_push);
+CLI_DECLARE(cmd_pull);
+CLI_DECLARE(cmd_login);
+CLI_DECLARE(cmd_logout);
+CLI_DECLARE(cmd_info);
+CLI_DECLARE(cmd_cdi);
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+/* The help texts live beside the table so `dlc --help` is one place to read. */
+static const struct cli_command commands[] = {
+        {"images", cmd_images, "dlc images [--format table|json] [--digests]",
+         "List images in the local store", NULL},
+        {"inspect", cmd_inspect, "dlc inspect REF", "Show an image's manifest and config as JSON",
+         NULL},
+        {"tag", cmd_tag, "dlc tag SOURCE TARGET", "Give an image another name:tag", NULL},
+        {"rmi", cmd_rmi, "dlc rmi REF...", "Remove image tags from the store", NULL},
+        {"prune", cmd_prune, "dlc prune", "Remove blobs no tag references; print what was freed",
+         NULL},
+        {"build", cmd_build,
+         "dlc build [-f DEFINITION.json] [--variant cpu|gpu|all] [--tag EXTRA] "
+         "[--compress gzip|zstd] [--no-cache]",
+         "Build tagged OCI images from an image definition", NULL},
+        {"history", cmd_history, "dlc history REF", "List an image's layers", NULL},
+        {"run", cmd_run, "dlc run [OPTIONS] IMAGE [COMMAND [ARG...]]",
+         "Run a command in a new container", NULL},
+        {"train", cmd_train,
+         "dlc train [OPTIONS] IMAGE --channel NAME=DIR --output DIR [--hp K=V...]",
+         "Run a SageMaker-style training job and pack model.tar.gz", NULL},
+        {"serve", cmd_serve, "dlc serve [OPTIONS] IMAGE --model-dir DIR|--model FILE.tar.gz",
+         "Serve a model over SageMaker's /ping and /invocations", NULL},
+        {"ps", cmd_ps, "dlc ps [-a]", "List containers", NULL},
+        {"logs", cmd_logs, "dlc logs [-f] CONTAINER", "Print a container's output", NULL},
+        {"stop", cmd_stop, "dlc stop [-t SECONDS] CONTAINER...", "Stop running containers",
+         NULL},
+        {"rm", cmd_rm, "dlc rm [-f] CONTAINER...", "Remove stopped containers", NULL},
+        {"export-bundle", cmd_export_bundle, "dlc export-bundle IMAGE DIR",
+         "Write an OCI runtime bundle (config.json + rootfs) for runc/crun", NULL},
+        {"registry", cmd_registry, "dlc registry serve|gc [OPTIONS]",
+         "Run a local OCI distribution registry, or garbage-collect one", NULL},
+        {"push", cmd_push, "dlc push [--insecure] LOCAL_REF [REMOTE_REF]",
+         "Push an image to a registry", NULL},
+        {"pull", cmd_pull, "dlc pull [--insecure] REMOTE_REF [LOCAL_REF]",
+         "Pull an image from a registry into the store", NULL},
+        {"login", cmd_login, "dlc login [-u USER] [--password-stdin] REGISTRY",
+         "Store credentials for a registry", NULL},
+        {"logout", cmd_logout, "dlc logout REGISTRY", "Remove stored credentials", NULL},
+        {"info", cmd_info, "dlc info", "Show GPUs, OpenCL ICDs and CDI devices on this host",
+         NULL},
+        {"cdi", cmd_cdi, "dlc cdi generate [--output FILE]",
+         "Write a CDI spec for this host's GPUs and OpenCL ICDs", NULL},
+        {"version", cmd_version, "dlc version", "Print the version", NULL},
+        {"help", cmd_help, "dlc help [COMMAND]", "Show help for dlc or a command", NULL},
+};
+
+const struct cli_command *cli_command_find(const char *name)
+{
+    for (size_t i = 0; i < DLC_ARRAY_SIZE(commands); i++)
+        if (strcmp(commands[i].name, name) == 0 && commands[i].fn != NULL)
+            return &commands[i];
+    return NULL;
+}
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "Usage: dlc [--root DIR] [--log-level LEVEL] COMMAND [ARGS...]\n\n"
+               "Build, run and ship deep-learning container images on one machine.\n\n"
+               "Commands:\n");
+    for (size_t i = 0; i < DLC_ARRAY_SIZE(commands); i++)
+        if (commands[i].fn != NULL)
+            fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nGlobal options:\n"
+               "  --root DIR         store root (default: $DLC_ROOT, /var/lib/dlc as root,\n"
+               "                     else $XDG_DATA_HOME/dlc)\n"
+               "  --log-level LEVEL  error, warn, info (default) or debug\n"
+               "  --version          print the version\n\n"
+               "Run 'dlc COMMAND --help' for a command's options.\n");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("dlc %s\n", DLC_VERSION);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stdout);
+        return 0;
+    }
+    const struct cli_command *c = cli_command_find(argv[1]);
+    if (c == NULL) {
+        fprintf(stderr, "dlc help: unknown command '%s'\n", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    printf("Usage: %s\n\n%s\n", c->usage, c->summary);
+    if (c->help)
+        printf("\n%s", c->help);
+    return 0;
+}
+
+int cli_common_opt(const struct cli_command *cmd, int c, bool *done)
+{
+    switch (c) {
+    case CLI_OPT_ROOT:
+        cli_global.root = optarg;
+        return 0;
+    case 'h':
+        printf("Usage: %s\n\n%s\n", cmd->usage, cmd->summary);
+        if (cmd->help)
+            printf("\n%s", cmd->help);
+        *done = true;
+        return 0;
+    case '?':
+    case ':':
+        fprintf(stderr, "Usage: %s\n", cmd->usage);
+        *done = true;
+        return CLI_EXIT_USAGE;
+    default:
+        return -1;
+    }
+}
+
+int cli_fail(const char *what, struct dlc_error **err)
+{
+    fprintf(stderr, "dlc: %s%s%s\n", what ? what : "", what ? ": " : "",
+            (err && *err) ? (*err)->msg : "unknown error");
+    dlc_error_free(err);
+    return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "dlc %s: %s\nUsage: %s\n", cmd->name, msg, cmd->usage);
+    return CLI_EXIT_USAGE;
+}
+
+void cli_getopt_reset(void)
+{
+    optind = 0; /* glibc: 0 re-initialises, also the "+" mode scan */
+    opterr = 1;
+}
+
+int main(int argc, char **argv)
+{
+    dlc_log_set_progname("dlc");
+    cli_global.tty = isatty(STDERR_FILENO);
+
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        const char *v = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            return cmd_version(0, NULL);
+        } else if ((v = dlc_startswith(a, "--root=")) != NULL) {
+            cli_global.root = v;
+        } else if (strcmp(a, "--root") == 0 && i + 1 < argc) {
+            cli_global.root = argv[++i];
+        } else if ((v = dlc_startswith(a, "--log-level=")) != NULL ||
+                   (strcmp(a, "--log-level") == 0 && i + 1 < argc && (v = argv[++i]))) {
+            int l = dlc_log_level_parse(v);
+            if (l < 0) {
+                fprintf(stderr, "dlc: --log-level: '%s' is not one of error, warn, info, "
+                                "debug\n",
+                        v);
+                return CLI_EXIT_USAGE;
+            }
+            dlc_log_set_level((enum dlc_log_level)l);
+        } else {
+            fprintf(stderr, "dlc: unknown option '%s'\n"
+                            "Usage: dlc [--root DIR] [--log-level LEVEL] COMMAND [ARGS...]\n",
+                    a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        print_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const struct cli_command *c = cli_command_find(argv[i]);
+    if (c == NULL) {
+        bool known = false;
+        for (size_t k = 0; k < DLC_ARRAY_SIZE(commands); k++)
+            known |= strcmp(commands[k].name, argv[i]) == 0;
+        if (known) {
+            fprintf(stderr, "dlc: %s: this build of dlc does not include it\n", argv[i]);
+            return CLI_EXIT_FAIL;
+        }
+        fprintf(stderr, "dlc: unknown command '%s'\n"
+                        "Usage: dlc [--root DIR] [--log-level LEVEL] COMMAND [ARGS...]\n"
+                        "Run 'dlc --help' for the list of commands.\n",
+                argv[i]);
+        return CLI_EXIT_USAGE;
+    }
+    cli_getopt_reset();
+    return c->fn(argc - i, argv + i);
+}
