@@ -19,8 +19,11 @@ extern struct cli_global cli_global;
 /* Every subcommand accepts --root DIR and --help: put CLI_COMMON_LONGOPTS in its long
  * options and pass unknown option characters to cli_common_opt(). */
 #define CLI_OPT_ROOT 0x1000
-#define CLI_COMMON_LONGOPTS                                                                \
-    {"root", required_argument, NULL, CLI_OPT_ROOT}, {"help", no_argument, NULL, 'h'}
+#define CLI_COMMON_LONGOPTS                          \
+    {"root", required_argument, NULL, CLI_OPT_ROOT}, \
+    {                                                \
+        "help", no_argument, NULL, 'h'               \
+    }
 
 struct cli_command {
     const char *name;

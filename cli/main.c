@@ -62,8 +62,7 @@ static const struct cli_command commands[] = {
          "Serve a model over SageMaker's /ping and /invocations", NULL},
         {"ps", cmd_ps, "dlc ps [-a]", "List containers", NULL},
         {"logs", cmd_logs, "dlc logs [-f] CONTAINER", "Print a container's output", NULL},
-        {"stop", cmd_stop, "dlc stop [-t SECONDS] CONTAINER...", "Stop running containers",
-         NULL},
+        {"stop", cmd_stop, "dlc stop [-t SECONDS] CONTAINER...", "Stop running containers", NULL},
         {"rm", cmd_rm, "dlc rm [-f] CONTAINER...", "Remove stopped containers", NULL},
         {"export-bundle", cmd_export_bundle, "dlc export-bundle IMAGE DIR",
          "Write an OCI runtime bundle (config.json + rootfs) for runc/crun", NULL},
@@ -76,8 +75,7 @@ static const struct cli_command commands[] = {
         {"login", cmd_login, "dlc login [-u USER] [--password-stdin] REGISTRY",
          "Store credentials for a registry", NULL},
         {"logout", cmd_logout, "dlc logout REGISTRY", "Remove stored credentials", NULL},
-        {"info", cmd_info, "dlc info", "Show GPUs, OpenCL ICDs and CDI devices on this host",
-         NULL},
+        {"info", cmd_info, "dlc info", "Show GPUs, OpenCL ICDs and CDI devices on this host", NULL},
         {"cdi", cmd_cdi, "dlc cdi generate [--output FILE]",
          "Write a CDI spec for this host's GPUs and OpenCL ICDs", NULL},
         {"version", cmd_version, "dlc version", "Print the version", NULL},
@@ -201,15 +199,17 @@ int main(int argc, char **argv)
                    (strcmp(a, "--log-level") == 0 && i + 1 < argc && (v = argv[++i]))) {
             int l = dlc_log_level_parse(v);
             if (l < 0) {
-                fprintf(stderr, "dlc: --log-level: '%s' is not one of error, warn, info, "
-                                "debug\n",
+                fprintf(stderr,
+                        "dlc: --log-level: '%s' is not one of error, warn, info, "
+                        "debug\n",
                         v);
                 return CLI_EXIT_USAGE;
             }
             dlc_log_set_level((enum dlc_log_level)l);
         } else {
-            fprintf(stderr, "dlc: unknown option '%s'\n"
-                            "Usage: dlc [--root DIR] [--log-level LEVEL] COMMAND [ARGS...]\n",
+            fprintf(stderr,
+                    "dlc: unknown option '%s'\n"
+                    "Usage: dlc [--root DIR] [--log-level LEVEL] COMMAND [ARGS...]\n",
                     a);
             return CLI_EXIT_USAGE;
         }
@@ -227,9 +227,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "dlc: %s: this build of dlc does not include it\n", argv[i]);
             return CLI_EXIT_FAIL;
         }
-        fprintf(stderr, "dlc: unknown command '%s'\n"
-                        "Usage: dlc [--root DIR] [--log-level LEVEL] COMMAND [ARGS...]\n"
-                        "Run 'dlc --help' for the list of commands.\n",
+        fprintf(stderr,
+                "dlc: unknown command '%s'\n"
+                "Usage: dlc [--root DIR] [--log-level LEVEL] COMMAND [ARGS...]\n"
+                "Run 'dlc --help' for the list of commands.\n",
                 argv[i]);
         return CLI_EXIT_USAGE;
     }

@@ -42,18 +42,18 @@
 
 /* ---- attributes, assertions ------------------------------------------------------- */
 
-#define DLC_PRINTF(a, b)   __attribute__((format(printf, a, b)))
-#define DLC_NORETURN       __attribute__((noreturn))
-#define DLC_UNUSED         __attribute__((unused))
-#define DLC_ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
+#define DLC_PRINTF(a, b)  __attribute__((format(printf, a, b)))
+#define DLC_NORETURN      __attribute__((noreturn))
+#define DLC_UNUSED        __attribute__((unused))
+#define DLC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 DLC_NORETURN void dlc__assert_fail(const char *expr, const char *file, int line, const char *func);
 
 /* Always on (unlike assert()): for programming errors only, never for input. */
-#define DLC_ASSERT(expr)                                                                   \
-    do {                                                                                   \
-        if (__builtin_expect(!(expr), 0))                                                  \
-            dlc__assert_fail(#expr, __FILE__, __LINE__, __func__);                         \
+#define DLC_ASSERT(expr)                                           \
+    do {                                                           \
+        if (__builtin_expect(!(expr), 0))                          \
+            dlc__assert_fail(#expr, __FILE__, __LINE__, __func__); \
     } while (0)
 
 /* ---- errors ------------------------------------------------------------------------ */
@@ -118,24 +118,24 @@ static inline void dlc_strv_freep(char ***v)
 
 /* DEFINE_TRIVIAL_CLEANUP_FUNC(struct oci_manifest *, oci_manifest_free) defines
  * oci_manifest_freep() for use as _cleanup_(oci_manifest_freep). */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                            \
-    static inline DLC_UNUSED void func##p(type *p)                                         \
-    {                                                                                      \
-        if (*p)                                                                            \
-            func(*p);                                                                      \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)    \
+    static inline DLC_UNUSED void func##p(type *p) \
+    {                                              \
+        if (*p)                                    \
+            func(*p);                              \
     }
 
-#define TAKE_PTR(p)                                                                        \
-    ({                                                                                     \
-        __typeof__(p) _take_ = (p);                                                        \
-        (p) = NULL;                                                                        \
-        _take_;                                                                            \
+#define TAKE_PTR(p)                 \
+    ({                              \
+        __typeof__(p) _take_ = (p); \
+        (p) = NULL;                 \
+        _take_;                     \
     })
-#define TAKE_FD(fd)                                                                        \
-    ({                                                                                     \
-        int _take_fd_ = (fd);                                                              \
-        (fd) = -1;                                                                         \
-        _take_fd_;                                                                         \
+#define TAKE_FD(fd)           \
+    ({                        \
+        int _take_fd_ = (fd); \
+        (fd) = -1;            \
+        _take_fd_;            \
     })
 
 /* ---- allocation (abort on OOM; small internal sizes only) ------------------------- */
@@ -215,7 +215,10 @@ struct dlc_strbuf {
     size_t len;
     size_t cap;
 };
-#define DLC_STRBUF_INIT {NULL, 0, 0}
+#define DLC_STRBUF_INIT \
+    {                   \
+        NULL, 0, 0      \
+    }
 void dlc_strbuf_append(struct dlc_strbuf *sb, const char *s);
 void dlc_strbuf_append_len(struct dlc_strbuf *sb, const void *data, size_t len);
 void dlc_strbuf_appendf(struct dlc_strbuf *sb, const char *fmt, ...) DLC_PRINTF(2, 3);
@@ -279,7 +282,10 @@ struct dlc_atomic_file {
     char *tmp_path;
     char *path;
 };
-#define DLC_ATOMIC_FILE_INIT {-1, NULL, NULL}
+#define DLC_ATOMIC_FILE_INIT \
+    {                        \
+        -1, NULL, NULL       \
+    }
 int dlc_atomic_file_open(struct dlc_atomic_file *af, const char *path, mode_t mode,
                          struct dlc_error **err);
 /* fsync, rename over path, fsync the directory; releases af. */

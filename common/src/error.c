@@ -6,8 +6,8 @@
 
 void dlc__assert_fail(const char *expr, const char *file, int line, const char *func)
 {
-    fprintf(stderr, "%s: assertion failed: %s (%s:%d, %s)\n", dlc_log_progname(), expr, file,
-            line, func);
+    fprintf(stderr, "%s: assertion failed: %s (%s:%d, %s)\n", dlc_log_progname(), expr, file, line,
+            func);
     abort();
 }
 

@@ -37,8 +37,7 @@ int dlc_mkdir_p(const char *path, mode_t mode, struct dlc_error **err)
     return 0;
 }
 
-static int rm_rf_at(int dirfd, const char *name, dev_t dev, const char *top,
-                    struct dlc_error **err)
+static int rm_rf_at(int dirfd, const char *name, dev_t dev, const char *top, struct dlc_error **err)
 {
     _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -70,8 +69,7 @@ static int rm_rf_at(int dirfd, const char *name, dev_t dev, const char *top,
             if (rm_rf_at(fd, de->d_name, dev, top, err) < 0)
                 return -1;
             if (unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                return dlc_error_set_errno(err, errno, "remove %s: rmdir %s", top,
-                                           de->d_name);
+                return dlc_error_set_errno(err, errno, "remove %s: rmdir %s", top, de->d_name);
         } else if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT) {
             return dlc_error_set_errno(err, errno, "remove %s: unlink %s", top, de->d_name);
         }

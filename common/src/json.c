@@ -61,8 +61,7 @@ static int get_typed(const json_t *obj, const char *key, bool required, const ch
         *ret = NULL;
         return 0;
     }
-    bool ok = json_typeof(v) == type ||
-              (type == JSON_REAL && json_is_integer(v)) ||
+    bool ok = json_typeof(v) == type || (type == JSON_REAL && json_is_integer(v)) ||
               (type == JSON_TRUE && json_is_boolean(v));
     if (!ok)
         return dlc_error_set(err, EINVAL, "%s: '%s' must be %s", what, key, tname);

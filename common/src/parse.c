@@ -16,16 +16,16 @@ static const char *name_of(const char *what)
 int dlc_parse_u64(const char *s, const char *what, uint64_t *ret, struct dlc_error **err)
 {
     if (s == NULL || !isdigit((unsigned char)s[0]))
-        return dlc_error_set(err, EINVAL, "%s: '%s' is not a non-negative integer",
-                             name_of(what), s ? s : "");
+        return dlc_error_set(err, EINVAL, "%s: '%s' is not a non-negative integer", name_of(what),
+                             s ? s : "");
     errno = 0;
     char *end = NULL;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno == ERANGE)
         return dlc_error_set(err, ERANGE, "%s: '%s' is too large", name_of(what), s);
     if (*end != '\0')
-        return dlc_error_set(err, EINVAL, "%s: '%s' is not a non-negative integer",
-                             name_of(what), s);
+        return dlc_error_set(err, EINVAL, "%s: '%s' is not a non-negative integer", name_of(what),
+                             s);
     *ret = (uint64_t)v;
     return 0;
 }
@@ -34,8 +34,7 @@ int dlc_parse_i64(const char *s, const char *what, int64_t *ret, struct dlc_erro
 {
     const char *digits = (s && (s[0] == '-' || s[0] == '+')) ? s + 1 : s;
     if (s == NULL || !isdigit((unsigned char)digits[0]))
-        return dlc_error_set(err, EINVAL, "%s: '%s' is not an integer", name_of(what),
-                             s ? s : "");
+        return dlc_error_set(err, EINVAL, "%s: '%s' is not an integer", name_of(what), s ? s : "");
     errno = 0;
     char *end = NULL;
     long long v = strtoll(s, &end, 10);
@@ -54,8 +53,8 @@ int dlc_parse_int(const char *s, const char *what, int min, int max, int *ret,
     if (dlc_parse_i64(s, what, &v, err) < 0)
         return -1;
     if (v < min || v > max)
-        return dlc_error_set(err, ERANGE, "%s: %s is out of range [%d, %d]", name_of(what), s,
-                             min, max);
+        return dlc_error_set(err, ERANGE, "%s: %s is out of range [%d, %d]", name_of(what), s, min,
+                             max);
     *ret = (int)v;
     return 0;
 }
@@ -63,8 +62,7 @@ int dlc_parse_int(const char *s, const char *what, int min, int max, int *ret,
 int dlc_parse_double(const char *s, const char *what, double *ret, struct dlc_error **err)
 {
     if (s == NULL || *s == '\0' || isspace((unsigned char)s[0]))
-        return dlc_error_set(err, EINVAL, "%s: '%s' is not a number", name_of(what),
-                             s ? s : "");
+        return dlc_error_set(err, EINVAL, "%s: '%s' is not a number", name_of(what), s ? s : "");
     errno = 0;
     char *end = NULL;
     double v = strtod(s, &end);
@@ -90,20 +88,20 @@ int dlc_parse_size(const char *s, const char *what, uint64_t *ret, struct dlc_er
         const char *suffix;
         double mult;
     } units[] = {
-        {"", 1.0},
-        {"b", 1.0},
-        {"k", 1024.0},
-        {"kb", 1024.0},
-        {"kib", 1024.0},
-        {"m", 1048576.0},
-        {"mb", 1048576.0},
-        {"mib", 1048576.0},
-        {"g", 1073741824.0},
-        {"gb", 1073741824.0},
-        {"gib", 1073741824.0},
-        {"t", 1099511627776.0},
-        {"tb", 1099511627776.0},
-        {"tib", 1099511627776.0},
+            {"", 1.0},
+            {"b", 1.0},
+            {"k", 1024.0},
+            {"kb", 1024.0},
+            {"kib", 1024.0},
+            {"m", 1048576.0},
+            {"mb", 1048576.0},
+            {"mib", 1048576.0},
+            {"g", 1073741824.0},
+            {"gb", 1073741824.0},
+            {"gib", 1073741824.0},
+            {"t", 1099511627776.0},
+            {"tb", 1099511627776.0},
+            {"tib", 1099511627776.0},
     };
     for (size_t i = 0; i < DLC_ARRAY_SIZE(units); i++) {
         if (strcasecmp(end, units[i].suffix) != 0)
@@ -132,8 +130,8 @@ int dlc_parse_bool(const char *s, const char *what, bool *ret, struct dlc_error 
             return 0;
         }
     }
-    return dlc_error_set(err, EINVAL, "%s: '%s' is not a boolean (true or false)",
-                         name_of(what), s ? s : "");
+    return dlc_error_set(err, EINVAL, "%s: '%s' is not a boolean (true or false)", name_of(what),
+                         s ? s : "");
 }
 
 const char *dlc_format_size(uint64_t n, char *buf, size_t len)

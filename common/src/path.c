@@ -73,8 +73,7 @@ int dlc_path_normalize_relative(const char *path, char **ret, struct dlc_error *
     return 0;
 }
 
-int dlc_path_resolve_in_root(const char *root, const char *path, char **ret,
-                             struct dlc_error **err)
+int dlc_path_resolve_in_root(const char *root, const char *path, char **ret, struct dlc_error **err)
 {
     _cleanup_strbuf_ struct dlc_strbuf resolved = DLC_STRBUF_INIT;
     _cleanup_free_ char *todo = xstrdup(path);
@@ -106,8 +105,7 @@ int dlc_path_resolve_in_root(const char *root, const char *path, char **ret,
             continue;
         }
         if (++links > 40)
-            return dlc_error_set(err, ELOOP, "resolve '%s' in %s: too many symlinks", path,
-                                 root);
+            return dlc_error_set(err, ELOOP, "resolve '%s' in %s: too many symlinks", path, root);
         char target[PATH_MAX];
         ssize_t tl = readlink(full, target, sizeof(target) - 1);
         if (tl < 0)

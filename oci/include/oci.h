@@ -125,7 +125,7 @@ struct oci_descriptor {
     char *media_type;
     char digest[OCI_DIGEST_BUFSZ];
     int64_t size;
-    char *artifact_type;          /* may be NULL */
+    char *artifact_type;           /* may be NULL */
     struct oci_platform *platform; /* may be NULL */
     struct oci_map annotations;
     char **urls; /* may be NULL */
@@ -233,8 +233,8 @@ struct oci_store;
 int oci_store_open(const char *root, struct oci_store **ret, struct dlc_error **err);
 void oci_store_free(struct oci_store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct oci_store *, oci_store_free)
-const char *oci_store_root(const struct oci_store *s);        /* DLC_ROOT */
-const char *oci_store_layout_dir(const struct oci_store *s);  /* DLC_ROOT/images */
+const char *oci_store_root(const struct oci_store *s);       /* DLC_ROOT */
+const char *oci_store_layout_dir(const struct oci_store *s); /* DLC_ROOT/images */
 
 /* Blobs. put verifies the content against expected_digest (when not NULL) while writing and
  * makes it visible under its digest only after fsync+rename: EBADMSG on mismatch, nothing

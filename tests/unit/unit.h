@@ -10,14 +10,14 @@
 #include "common.h"
 
 /* Asserts that an int-returning call failed with code and a message containing want. */
-#define assert_dlc_error(call, errp, want_code, want_substr)                               \
-    do {                                                                                   \
-        assert_true((call) < 0);                                                           \
-        assert_non_null(*(errp));                                                          \
-        if (strstr((*(errp))->msg, (want_substr)) == NULL)                                 \
-            fail_msg("error '%s' lacks '%s'", (*(errp))->msg, (want_substr));              \
-        assert_int_equal((*(errp))->code, (want_code));                                    \
-        dlc_error_free(errp);                                                              \
+#define assert_dlc_error(call, errp, want_code, want_substr)                  \
+    do {                                                                      \
+        assert_true((call) < 0);                                              \
+        assert_non_null(*(errp));                                             \
+        if (strstr((*(errp))->msg, (want_substr)) == NULL)                    \
+            fail_msg("error '%s' lacks '%s'", (*(errp))->msg, (want_substr)); \
+        assert_int_equal((*(errp))->code, (want_code));                       \
+        dlc_error_free(errp);                                                 \
     } while (0)
 
 /* A fresh temporary directory (removed by unit_tmpdir_free). */

@@ -12,7 +12,7 @@ static int count_entries(const char *dir)
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
             n++;
     closedir(d);
     return n;

@@ -31,8 +31,8 @@ static void test_json__getters(void **state)
 {
     (void)state;
     struct dlc_error *err = NULL;
-    json_auto_t *j = json_pack("{s:s,s:i,s:b,s:[s,s],s:f,s:[i]}", "name", "n", "size", 12,
-                               "flag", 1, "v", "a", "b", "lr", 0.5, "bad", 1);
+    json_auto_t *j = json_pack("{s:s,s:i,s:b,s:[s,s],s:f,s:[i]}", "name", "n", "size", 12, "flag",
+                               1, "v", "a", "b", "lr", 0.5, "bad", 1);
     const char *s = NULL;
     int64_t i = 0;
     bool b = false;
@@ -99,8 +99,10 @@ static void test_json__strbuf(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_json__load_errors), cmocka_unit_test(test_json__dumps_sorted_compact),
-            cmocka_unit_test(test_json__getters),     cmocka_unit_test(test_json__error_wrap),
+            cmocka_unit_test(test_json__load_errors),
+            cmocka_unit_test(test_json__dumps_sorted_compact),
+            cmocka_unit_test(test_json__getters),
+            cmocka_unit_test(test_json__error_wrap),
             cmocka_unit_test(test_json__strbuf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

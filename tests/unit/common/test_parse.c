@@ -29,8 +29,7 @@ static void test_parse__int_range(void **state)
     assert_int_equal(v, -5);
     assert_dlc_error(dlc_parse_int("11", "epochs", -10, 10, &v, &err), &err, ERANGE,
                      "epochs: 11 is out of range [-10, 10]");
-    assert_dlc_error(dlc_parse_int("1.5", "x", 0, 10, &v, &err), &err, EINVAL,
-                     "is not an integer");
+    assert_dlc_error(dlc_parse_int("1.5", "x", 0, 10, &v, &err), &err, EINVAL, "is not an integer");
 }
 
 static void test_parse__double(void **state)
@@ -54,7 +53,7 @@ static void test_parse__size(void **state)
     static const struct {
         const char *in;
         uint64_t want;
-    } ok[] = {{"1024", 1024},         {"64k", 65536},          {"64m", 67108864},
+    } ok[] = {{"1024", 1024},        {"64k", 65536},           {"64m", 67108864},
               {"256MiB", 268435456}, {"4MB", 4194304},         {"1.5g", 1610612736},
               {"2G", 2147483648ULL}, {"1t", 1099511627776ULL}, {"0", 0}};
     for (size_t i = 0; i < DLC_ARRAY_SIZE(ok); i++) {
@@ -63,8 +62,7 @@ static void test_parse__size(void **state)
     }
     assert_dlc_error(dlc_parse_size("12q", "--memory", &v, &err), &err, EINVAL,
                      "--memory: '12q' has an unknown unit");
-    assert_dlc_error(dlc_parse_size("m", "--memory", &v, &err), &err, EINVAL,
-                     "is not a size");
+    assert_dlc_error(dlc_parse_size("m", "--memory", &v, &err), &err, EINVAL, "is not a size");
     assert_dlc_error(dlc_parse_size("99999999999t", "--memory", &v, &err), &err, ERANGE,
                      "too large");
 }

@@ -8,8 +8,8 @@ static void test_path__join(void **state)
 {
     (void)state;
     static const char *const cases[][3] = {
-            {"a", "b", "a/b"},   {"a/", "/b", "a/b"}, {"/", "etc", "/etc"},
-            {"/r", "", "/r"},    {"/r//", "//x/y", "/r/x/y"},
+            {"a", "b", "a/b"}, {"a/", "/b", "a/b"},         {"/", "etc", "/etc"},
+            {"/r", "", "/r"},  {"/r//", "//x/y", "/r/x/y"},
     };
     for (size_t i = 0; i < DLC_ARRAY_SIZE(cases); i++) {
         _cleanup_free_ char *p = dlc_path_join(cases[i][0], cases[i][1]);
@@ -22,7 +22,7 @@ static void test_path__normalize(void **state)
     (void)state;
     static const char *const ok[][2] = {
             {"a/b/../c", "a/c"}, {"./a//b/", "a/b"}, {"/etc/passwd", "etc/passwd"},
-            {"", "."},           {"a/..", "."},     {"a/./b/./", "a/b"},
+            {"", "."},           {"a/..", "."},      {"a/./b/./", "a/b"},
     };
     struct dlc_error *err = NULL;
     for (size_t i = 0; i < DLC_ARRAY_SIZE(ok); i++) {
@@ -33,8 +33,7 @@ static void test_path__normalize(void **state)
     char *p = NULL;
     assert_dlc_error(dlc_path_normalize_relative("../../etc/x", &p, &err), &err, EINVAL,
                      "path '../../etc/x' escapes its root");
-    assert_dlc_error(dlc_path_normalize_relative("a/../../x", &p, &err), &err, EINVAL,
-                     "escapes");
+    assert_dlc_error(dlc_path_normalize_relative("a/../../x", &p, &err), &err, EINVAL, "escapes");
     assert_null(p);
 }
 
@@ -51,20 +50,24 @@ static void test_path__resolve_in_root(void **state)
     _cleanup_free_ char *l2 = dlc_path_join(root, "up");
     _cleanup_free_ char *l3 = dlc_path_join(root, "data/rel");
     _cleanup_free_ char *l4 = dlc_path_join(root, "loop");
-    assert_int_equal(symlink("/etc", l1), 0);          /* absolute: means <root>/etc */
+    assert_int_equal(symlink("/etc", l1), 0);           /* absolute: means <root>/etc */
     assert_int_equal(symlink("../../../../..", l2), 0); /* climbs: clamps at root */
     assert_int_equal(symlink("real", l3), 0);
     assert_int_equal(symlink("loop", l4), 0);
 
     static const char *const cases[][2] = {
-            {"/abs/passwd", "etc/passwd"}, {"up/etc", "etc"},  {"/data/rel/x", "data/real/x"},
-            {"../../..", ""},              {"/", ""},          {"new/dir/file", "new/dir/file"},
+            {"/abs/passwd", "etc/passwd"},
+            {"up/etc", "etc"},
+            {"/data/rel/x", "data/real/x"},
+            {"../../..", ""},
+            {"/", ""},
+            {"new/dir/file", "new/dir/file"},
             {"up/abs/../data", "data"},
     };
     for (size_t i = 0; i < DLC_ARRAY_SIZE(cases); i++) {
         _cleanup_free_ char *got = NULL;
-        _cleanup_free_ char *want = cases[i][1][0] ? dlc_path_join(root, cases[i][1])
-                                                   : xstrdup(root);
+        _cleanup_free_ char *want =
+                cases[i][1][0] ? dlc_path_join(root, cases[i][1]) : xstrdup(root);
         assert_int_equal(dlc_path_resolve_in_root(root, cases[i][0], &got, &err), 0);
         assert_string_equal(got, want);
     }
