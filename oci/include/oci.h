@@ -280,16 +280,28 @@ int oci_store_list(struct oci_store *s, struct oci_store_entry **ret, size_t *re
 void oci_store_entries_free(struct oci_store_entry *e, size_t n);
 /* Resolves "name:tag", "name" (tag latest), "name@sha256:..", "sha256:.." or a unique
  * hex prefix of a manifest digest (>= 4 chars) to the index descriptor. ENOENT when
- * unknown: "image 'x:y' not found". */
+ * unknown: "image 'x:y' not found"; EINVAL for an invalid reference or an ambiguous prefix.
+ * A ref.name other tools wrote verbatim ("v1") matches as is. A digest no entry names
+ * resolves when a manifest/index blob of that digest is stored (the name part of
+ * name@digest is not checked). ret is caller-owned (oci_descriptor_release). */
 int oci_store_resolve(struct oci_store *s, const char *ref, struct oci_descriptor *ret,
                       struct dlc_error **err);
-/* Points ref_name at desc (replacing a previous entry of that name). The blob must exist. */
+/* Points ref_name ("name:tag"; "name" means name:latest) at desc, replacing a previous entry
+ * of that name. desc must be a manifest or index whose blob is stored (ENOENT). */
 int oci_store_tag(struct oci_store *s, const char *ref_name, const struct oci_descriptor *desc,
                   struct dlc_error **err);
 /* Removes the entry named ref_name; ENOENT if none. Blobs stay until gc. */
 int oci_store_untag(struct oci_store *s, const char *ref_name, struct dlc_error **err);
+/* Removes every index.json entry pointing at digest (all its tags); ENOENT if none.
+ * *ret_names (may be NULL; free with dlc_strv_free) gets the names removed, the digest
+ * standing in for an untagged entry. */
+int oci_store_untag_digest(struct oci_store *s, const char *digest, char ***ret_names,
+                           struct dlc_error **err);
 /* Removes blobs no index.json entry reaches (through indexes, manifests, configs, layers,
- * subjects) and stale temp files; reports what was freed. */
+ * subjects) and temp files no live writer holds; reports what was freed (temp files count
+ * in bytes, not in blobs). Holds the store lock throughout, so no new blob writer starts
+ * meanwhile; but blobs stored and not yet tagged are unreferenced: don't gc while a build or
+ * pull into the same store is running. A reachable manifest that is corrupt stops gc. */
 int oci_store_gc(struct oci_store *s, size_t *ret_blobs, uint64_t *ret_bytes,
                  struct dlc_error **err);
 
@@ -306,11 +318,16 @@ struct oci_image {
 };
 int oci_store_load_image(struct oci_store *s, const char *ref, struct oci_image **ret,
                          struct dlc_error **err);
+/* The same from a descriptor (an index.json entry, a resolved ref). */
+int oci_store_load_image_desc(struct oci_store *s, const struct oci_descriptor *desc,
+                              struct oci_image **ret, struct dlc_error **err);
 void oci_image_free(struct oci_image *img);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct oci_image *, oci_image_free)
 
-/* Writes a manifest + config already serialised by the caller: stores both blobs, returns
- * the manifest descriptor (media type OCI_MT_MANIFEST) without tagging it. */
+/* Stores a manifest (or index) the caller serialised, after the blobs it names (config,
+ * layers; index entries) were stored: validates it (EINVAL), checks those blobs are present
+ * (ENOENT naming the missing one), and returns its descriptor (media_type, or
+ * OCI_MT_MANIFEST when NULL; digest and size of manifest_raw) without tagging it. */
 int oci_store_put_manifest(struct oci_store *s, const char *manifest_raw, size_t manifest_len,
                            const char *media_type, struct oci_descriptor *ret,
                            struct dlc_error **err);

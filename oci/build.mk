@@ -1,0 +1,1 @@
+$(eval $(call add_lib,oci,common,$(call pc,libcrypto jansson)))
