@@ -41,13 +41,35 @@ static int cmd_help(int argc, char **argv);
 /* The help texts live beside the table so `dlc --help` is one place to read. */
 static const struct cli_command commands[] = {
         {"images", cmd_images, "dlc images [--format table|json] [--digests]",
-         "List images in the local store", NULL},
+         "List images in the local store",
+         "Options:\n"
+         "  --format table|json  table (default): REPOSITORY TAG DIGEST SIZE CREATED, with SIZE\n"
+         "                       the config and compressed layers; json: an array of objects\n"
+         "                       with the full digest, size in bytes and creation time\n"
+         "  --digests            show full digests in the table\n"
+         "  --root DIR           store root\n"},
         {"inspect", cmd_inspect, "dlc inspect REF", "Show an image's manifest and config as JSON",
-         NULL},
-        {"tag", cmd_tag, "dlc tag SOURCE TARGET", "Give an image another name:tag", NULL},
-        {"rmi", cmd_rmi, "dlc rmi REF...", "Remove image tags from the store", NULL},
+         "Prints {\"Digest\", \"Manifest\", \"Config\"} as stored. REF is name[:tag],\n"
+         "name@DIGEST, a digest or a unique prefix (>= 4 hex digits) of one. An index\n"
+         "resolves to its linux manifest for this host's architecture.\n\n"
+         "Options:\n"
+         "  --root DIR  store root\n"},
+        {"tag", cmd_tag, "dlc tag SOURCE TARGET", "Give an image another name:tag",
+         "TARGET is [registry/]name[:tag] (tag defaults to latest); an existing TARGET is\n"
+         "moved.\n\n"
+         "Options:\n"
+         "  --root DIR  store root\n"},
+        {"rmi", cmd_rmi, "dlc rmi REF...", "Remove image tags from the store",
+         "A name[:tag] removes that tag; a digest or ID prefix removes every tag of that\n"
+         "image. Blobs stay until 'dlc prune'. Exits 1 if any REF failed.\n\n"
+         "Options:\n"
+         "  --root DIR  store root\n"},
         {"prune", cmd_prune, "dlc prune", "Remove blobs no tag references; print what was freed",
-         NULL},
+         "Removes blobs no tag reaches (through indexes, manifests, configs, layers and\n"
+         "subjects) and temp files of interrupted writes. Don't run it during a build or\n"
+         "pull into the same store.\n\n"
+         "Options:\n"
+         "  --root DIR  store root\n"},
         {"build", cmd_build,
          "dlc build [-f DEFINITION.json] [--variant cpu|gpu|all] [--tag EXTRA] "
          "[--compress gzip|zstd] [--no-cache]",

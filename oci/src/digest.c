@@ -43,8 +43,9 @@ void oci_digester_final(struct oci_digester *d, char out[OCI_DIGEST_BUFSZ])
     if (EVP_DigestFinal_ex(d->ctx, md, &n) != 1 || n != SHA256_HEX / 2)
         abort();
     d->finalized = true;
-    memcpy(out, SHA256_PREFIX, strlen(SHA256_PREFIX));
-    dlc_hex_encode(md, n, out + strlen(SHA256_PREFIX));
+    char hex[SHA256_HEX + 1];
+    dlc_hex_encode(md, n, hex);
+    snprintf(out, OCI_DIGEST_BUFSZ, SHA256_PREFIX "%s", hex);
 }
 
 uint64_t oci_digester_size(const struct oci_digester *d)
