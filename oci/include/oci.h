@@ -130,8 +130,12 @@ struct oci_descriptor {
     struct oci_map annotations;
     char **urls; /* may be NULL */
 };
+/* Frees the members and zeroes *d (the struct itself is the caller's). */
 void oci_descriptor_release(struct oci_descriptor *d);
+/* Deep copy; *dst is overwritten, not released first. */
 void oci_descriptor_copy(struct oci_descriptor *dst, const struct oci_descriptor *src);
+/* what names the descriptor in errors ("manifest: layers[2]"). The digest must be a valid
+ * sha256 digest and size >= 0 (EINVAL); platform, annotations and urls are optional. */
 int oci_descriptor_from_json(const json_t *j, const char *what, struct oci_descriptor *ret,
                              struct dlc_error **err);
 json_t *oci_descriptor_to_json(const struct oci_descriptor *d);
@@ -257,7 +261,8 @@ void oci_blob_writer_free(struct oci_blob_writer *w); /* discards if not committ
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct oci_blob_writer *, oci_blob_writer_free)
 
 bool oci_store_blob_exists(struct oci_store *s, const char *digest);
-/* Host path of a blob (whether or not it exists). Caller frees. */
+/* Host path of a blob (whether or not it exists); NULL for an invalid digest, so a digest
+ * from outside never becomes a path outside blobs/. Caller frees. */
 char *oci_store_blob_path(const struct oci_store *s, const char *digest);
 /* Reads a whole blob (EFBIG above max) and verifies its digest (EBADMSG: "blob sha256:..
  * is corrupt: content hashes to sha256:.."). */

@@ -3,6 +3,7 @@ and readers for an OCI layout's files (index.json, blobs) that check what dlc wr
 import hashlib
 import io
 import json
+import platform
 import shutil
 import tarfile
 from pathlib import Path
@@ -37,7 +38,8 @@ def _tar_bytes(entries):
 def make_fixture_layout(layout):
     """An OCI layout with two images made by umoci:
     x: one layer (busybox-static as /bin/busybox, /bin/sh -> busybox), Cmd /bin/sh;
-    y: x plus a second layer with /etc/extra.txt.
+    y: x plus a second layer with /etc/extra.txt;
+    multi: an image index with y for another architecture and x for this host's.
     Returns the layout path."""
     require_tool("umoci")
     assert BUSYBOX.exists(), "busybox-static is not installed: run `make deps`"
@@ -59,12 +61,41 @@ def make_fixture_layout(layout):
     run(["umoci", "raw", "add-layer", "--image", f"{layout}:x", "--tag", "y", extra])
     run(["umoci", "gc", "--layout", layout])
     shutil.rmtree(work)
+    other = "s390x" if host_arch() != "s390x" else "amd64"
+    add_index(layout, "multi", [("y", other), ("x", host_arch())])
     return layout
 
 
-def skopeo_copy(src, dst):
+def host_arch():
+    """GOARCH of this machine, as dlc's oci_host_arch() says it."""
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "i686": "386"}.get(m, m)
+
+
+def add_index(layout, tag, entries):
+    """Writes an image index over existing manifests into the layout and tags it.
+    entries: [(ref_name of a manifest in the layout, architecture)]. Returns its digest."""
+    lay = Layout(layout)
+    manifests = []
+    for ref, arch in entries:
+        e = lay.entry(ref)
+        manifests.append({"mediaType": e["mediaType"], "digest": e["digest"],
+                          "size": e["size"], "platform": {"architecture": arch, "os": "linux"}})
+    data = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": manifests}).encode()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    lay.blob_path(digest).write_bytes(data)
+    index = lay.index()
+    index["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                               "digest": digest, "size": len(data),
+                               "annotations": {"org.opencontainers.image.ref.name": tag}})
+    (lay.path / "index.json").write_text(json.dumps(index))
+    return digest
+
+
+def skopeo_copy(src, dst, *extra):
     require_tool("skopeo")
-    return run(["skopeo", "--insecure-policy", "copy", "--quiet", src, dst])
+    return run(["skopeo", "--insecure-policy", "copy", "--quiet", *extra, src, dst])
 
 
 class Layout:

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import DLC, require_tool, run
-from helpers_store import Layout, make_fixture_layout, skopeo_copy
+from helpers_store import Layout, host_arch, make_fixture_layout, skopeo_copy
 
 
 def human_size(n):
@@ -69,6 +69,34 @@ def test_inspect_shows_manifest_and_config(dlc, store):
         assert out == {"Digest": digest, "Manifest": manifest, "Config": config}
     assert out["Config"]["config"]["Cmd"] == ["/bin/sh"]
     assert "FIXTURE=1" in out["Config"]["config"]["Env"]
+
+
+def test_an_index_resolves_to_the_host_manifest(dlc, store, fixture_layout):
+    skopeo_copy(f"oci:{fixture_layout}:multi", f"oci:{store.path}:multi:1", "--all")
+    index = store.entry("multi:1")
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    host = store.entry("app:1")["digest"]  # x, the host entry of the index
+    out = json.loads(dlc("inspect", "multi:1").stdout)
+    assert out["Digest"] == host
+    assert out["Config"]["architecture"] == host_arch()
+    multi = [r for r in json.loads(dlc("images", "--format", "json").stdout)
+             if r["Repository"] == "multi"][0]
+    assert multi["Digest"] == index["digest"]
+    assert multi["Size"] == store.image_size("app:1")
+    # gc keeps everything the index reaches, also the other architecture's manifest
+    dlc("rmi", "app:1", "other:1")
+    assert dlc("prune").stdout == "Deleted 0 blobs, freed 0 B\n"
+    dlc("tag", "multi:1", "multi:2")
+    # skopeo picks the same manifest out of it (umoci 0.4.7 calls a multi-entry index
+    # "ambiguous", so it is not asked)
+    info = json.loads(run(["skopeo", "inspect", f"oci:{store.path}:multi:2"]).stdout)
+    assert info["Digest"] == index["digest"]
+    assert info["Layers"] == [layer["digest"] for layer in out["Manifest"]["layers"]]
+    dlc("rmi", "multi:1", "multi:2")
+    # the index, and manifest, config and layers of both images (they share the base layer)
+    assert len(store.blobs()) == 1 + 3 + 3
+    assert dlc("prune").stdout.startswith("Deleted 7 blobs, freed ")
+    assert store.blobs() == []
 
 
 def test_tag_then_skopeo_reads_it_back_out(dlc, store, tmp_path):
