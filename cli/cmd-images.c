@@ -43,13 +43,6 @@ static int parse_no_options(const struct cli_command *cmd, int argc, char **argv
     return 0;
 }
 
-/* cli.h declares cli_root() but main.c cannot define it (it links no component). Weak, so a
- * definition elsewhere in cli/ takes precedence without a clash. */
-__attribute__((weak)) char *cli_root(void)
-{
-    return cli_global.root ? xstrdup(cli_global.root) : oci_default_root();
-}
-
 static int open_store(const char *what, struct oci_store **ret)
 {
     _cleanup_free_ char *root = cli_root();

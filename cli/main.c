@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "oci.h"
 
 #ifndef DLC_VERSION
 #    define DLC_VERSION "0.0.0"
@@ -191,6 +192,11 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "dlc %s: %s\nUsage: %s\n", cmd->name, msg, cmd->usage);
     return CLI_EXIT_USAGE;
+}
+
+char *cli_root(void)
+{
+    return cli_global.root ? xstrdup(cli_global.root) : oci_default_root();
 }
 
 void cli_getopt_reset(void)
