@@ -46,6 +46,33 @@ int runner_layer_unpack(const char *blob_path, const char *diff_id, const char *
 int runner_layers_prepare(struct oci_store *s, const struct oci_image *img, char ***ret_dirs,
                           struct dlc_error **err);
 
+/* ---- pyformat.c: Python's renderings, for the SageMaker contract -------------------- */
+
+/* json.dumps(v) (compact=false: ", " and ": ") or json.dumps(v, separators=(",", ":"));
+ * ensure_ascii, floats as Python's repr. Caller frees. */
+char *runner_py_json(const json_t *v, bool compact, bool sort_keys);
+/* The toolkit's command-line rendering of a hyperparameter value (mapping.to_cmd_args):
+ * str(v), "k=v,..." for a dict, "" for None. Caller frees. */
+char *runner_py_cmd_arg(const json_t *v);
+/* str(v) of the Python value ("None", "True", "['a', 'b']", a str itself). Caller frees. */
+char *runner_py_str(const json_t *v);
+/* The keys of a JSON object (borrowed), sorted by code point if asked; free the array. */
+const char **runner_json_keys(const json_t *obj, bool sort, size_t *ret_n);
+/* json.loads(s), falling back to the string itself (environment.read_hyperparameters).
+ * Never NULL; caller decrefs. */
+json_t *runner_py_json_loads(const char *s);
+
+/* ---- sagemaker.c ------------------------------------------------------------------- */
+
+/* Writes hyperparameters.json, resourceconfig.json and inputdataconfig.json into dir. */
+int runner_sm_write_config(const struct runner_sagemaker *sm, const char *dir, const char *nic,
+                           struct dlc_error **err);
+/* The SM_* variables ("SM_HOSTS=[\"algo-1\"]", ...) sorted by name, as the training
+ * toolkit's Environment.to_env_vars() renders them; env is the container's environment
+ * so far (SAGEMAKER_PROGRAM, TRAINING_JOB_NAME, ... are read from it). */
+char **runner_sm_env(const struct runner_sagemaker *sm, char *const *env, const char *nic,
+                     int num_cpus);
+
 /* ---- util.c ------------------------------------------------------------------------ */
 
 /* Real root in the initial user namespace (chown, mknod, trusted.* xattrs work). */
