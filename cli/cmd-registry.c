@@ -277,3 +277,345 @@ int cmd_registry(int argc, char **argv)
     return cli_usage_error(&registry_cmd, "unknown subcommand '%s' (expected serve or gc)",
                            argv[1]);
 }
+
+/* ---- progress ---------------------------------------------------------------------------- */
+
+struct progress_line {
+    char digest[20]; /* 12 hex chars */
+    enum registry_blob_state state;
+    uint64_t done, total;
+};
+
+struct progress_view {
+    bool push;
+    struct progress_line *lines;
+    size_t n, drawn;
+    struct timespec last;
+};
+
+static const char *state_text(const struct progress_view *v, enum registry_blob_state s)
+{
+    switch (s) {
+    case REGISTRY_BLOB_WAITING:
+        return "Waiting";
+    case REGISTRY_BLOB_EXISTS:
+        return "Already exists";
+    case REGISTRY_BLOB_MOUNTED:
+        return "Mounted from another repository";
+    case REGISTRY_BLOB_TRANSFER:
+        return v->push ? "Pushing" : "Pulling";
+    case REGISTRY_BLOB_DONE:
+        return v->push ? "Pushed" : "Pulled";
+    case REGISTRY_BLOB_RETRY:
+        return "Retrying";
+    }
+    return "";
+}
+
+static void progress_draw(struct progress_view *v)
+{
+    if (v->drawn > 0)
+        fprintf(stderr, "\033[%zuA", v->drawn);
+    for (size_t i = 0; i < v->n; i++) {
+        const struct progress_line *l = &v->lines[i];
+        fprintf(stderr, "\r\033[K%s: %s", l->digest, state_text(v, l->state));
+        if (l->state == REGISTRY_BLOB_TRANSFER && l->total > 0) {
+            char a[32], b[32];
+            fprintf(stderr, " %s / %s (%d%%)", dlc_format_size(l->done, a, sizeof(a)),
+                    dlc_format_size(l->total, b, sizeof(b)), (int)(l->done * 100 / l->total));
+        }
+        fputc('\n', stderr);
+    }
+    v->drawn = v->n;
+    fflush(stderr);
+}
+
+static void on_blob(void *ud, const char *digest, enum registry_blob_state state, uint64_t done,
+                    uint64_t total)
+{
+    struct progress_view *v = ud;
+    const char *hex = dlc_startswith(digest, "sha256:") ? digest + 7 : digest;
+    struct progress_line *l = NULL;
+    for (size_t i = 0; i < v->n && l == NULL; i++)
+        if (strncmp(v->lines[i].digest, hex, 12) == 0)
+            l = &v->lines[i];
+    if (l == NULL) {
+        v->lines = xrealloc(v->lines, (v->n + 1) * sizeof(*v->lines));
+        l = &v->lines[v->n++];
+        snprintf(l->digest, sizeof(l->digest), "%.12s", hex);
+    }
+    bool changed = l->state != state;
+    l->state = state;
+    l->done = done;
+    l->total = total;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (now.tv_sec - v->last.tv_sec) * 1000 + (now.tv_nsec - v->last.tv_nsec) / 1000000;
+    if (changed || ms >= 100) {
+        v->last = now;
+        progress_draw(v);
+    }
+}
+
+/* ---- push / pull ------------------------------------------------------------------------- */
+
+enum { OPT_INSECURE = 0x3000, OPT_PARALLEL, OPT_CHUNK, OPT_AUTH_FILE, OPT_PASSWORD_STDIN };
+
+#define TRANSFER_LONGOPTS                                                               \
+    {"insecure", no_argument, NULL, OPT_INSECURE},                                      \
+            {"parallel", required_argument, NULL, OPT_PARALLEL},                        \
+            {"chunk-size", required_argument, NULL, OPT_CHUNK},                         \
+            {"auth-file", required_argument, NULL, OPT_AUTH_FILE}, CLI_COMMON_LONGOPTS, \
+    {                                                                                   \
+        NULL, 0, NULL, 0                                                                \
+    }
+
+#define TRANSFER_HELP                                                                            \
+    "Options:\n"                                                                                 \
+    "  --insecure          allow plain HTTP and unverified TLS (always allowed for localhost)\n" \
+    "  --parallel N        blobs transferred at once (default 4)\n"                              \
+    "  --chunk-size SIZE   blobs larger than this are uploaded in chunks (default 64MiB)\n"      \
+    "  --auth-file FILE    credentials (default ~/.config/dlc/auth.json; or set\n"               \
+    "                      DLC_REGISTRY_USER and DLC_REGISTRY_PASSWORD)\n"
+
+static const struct cli_command push_cmd = {
+        "push", NULL, "dlc push [--insecure] LOCAL_REF [REMOTE_REF]",
+        "Push an image to a registry (REMOTE_REF: HOST[:PORT]/NAME[:TAG]; default LOCAL_REF)",
+        TRANSFER_HELP};
+static const struct cli_command pull_cmd = {
+        "pull", NULL, "dlc pull [--insecure] REMOTE_REF [LOCAL_REF]",
+        "Pull an image from a registry into the store (tagged REMOTE_REF unless LOCAL_REF)",
+        TRANSFER_HELP};
+
+/* Parses the transfer options; returns -1 to continue, else the exit code. */
+static int transfer_opts(const struct cli_command *cmd, int argc, char **argv,
+                         struct registry_client_options *o)
+{
+    static const struct option opts[] = {TRANSFER_LONGOPTS};
+    int c, r = 0;
+    struct dlc_error *err = NULL;
+    set_progname(cmd->name, argv);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int v = 0;
+        switch (c) {
+        case OPT_INSECURE:
+            o->insecure = true;
+            break;
+        case OPT_AUTH_FILE:
+            o->auth_file = optarg;
+            break;
+        case OPT_PARALLEL:
+            if (dlc_parse_int(optarg, "--parallel", 1, 32, &v, &err) < 0) {
+                r = cli_usage_error(cmd, "%s", err->msg);
+                dlc_error_free(&err);
+                return r;
+            }
+            o->parallel = (unsigned)v;
+            break;
+        case OPT_CHUNK:
+            if (dlc_parse_size(optarg, "--chunk-size", &o->chunk_size, &err) < 0 ||
+                o->chunk_size == 0) {
+                r = cli_usage_error(cmd, "%s", err ? err->msg : "--chunk-size must be > 0");
+                dlc_error_free(&err);
+                return r;
+            }
+            break;
+        default:
+            if (common_opt(cmd, c, &r))
+                return r;
+        }
+    }
+    return -1;
+}
+
+static void print_summary(const char *verb, const char *ref, const char *as,
+                          const struct registry_transfer_stats *st, bool push)
+{
+    char size[32], rate[32];
+    double secs = st->seconds > 0 ? st->seconds : 1e-9;
+    printf("%s %s%s%s %s: %zu blobs (%zu %s, %zu already there", verb, ref, as ? " as " : "",
+           as ? as : "", st->digest, st->blobs, st->transferred, push ? "sent" : "fetched",
+           st->skipped);
+    if (push)
+        printf(", %zu mounted", st->mounted);
+    printf("), %s in %.2f s (%s/s)\n", dlc_format_size(st->bytes, size, sizeof(size)), st->seconds,
+           dlc_format_size((uint64_t)((double)st->bytes / secs), rate, sizeof(rate)));
+}
+
+static int transfer(bool push, int argc, char **argv)
+{
+    const struct cli_command *cmd = push ? &push_cmd : &pull_cmd;
+    struct registry_client_options o;
+    registry_client_options_init(&o);
+    int r = transfer_opts(cmd, argc, argv, &o);
+    if (r >= 0)
+        return r;
+    if (argc - optind < 1 || argc - optind > 2)
+        return cli_usage_error(cmd, "expected %s",
+                               push ? "LOCAL_REF [REMOTE_REF]" : "REMOTE_REF [LOCAL_REF]");
+    const char *a = argv[optind], *b = argc - optind == 2 ? argv[optind + 1] : NULL;
+    struct progress_view view = {.push = push};
+    struct registry_progress prog = {on_blob, &view};
+    if (cli_global.tty)
+        o.progress = &prog;
+    signal(SIGPIPE, SIG_IGN);
+    _cleanup_free_ char *root = cli_root();
+    _cleanup_(oci_store_freep) struct oci_store *s = NULL;
+    struct dlc_error *err = NULL;
+    struct registry_transfer_stats st;
+    if (oci_store_open(root, &s, &err) < 0)
+        r = cli_fail(cmd->name, &err);
+    else if ((push ? registry_push(s, a, b, &o, &st, &err)
+                   : registry_pull(s, a, b, &o, &st, &err)) < 0)
+        r = cli_fail(NULL, &err);
+    else {
+        print_summary(push ? "pushed" : "pulled", push ? (b ? b : a) : a, push ? NULL : b, &st,
+                      push);
+        r = 0;
+    }
+    free(view.lines);
+    return r;
+}
+
+int cmd_push(int argc, char **argv);
+int cmd_push(int argc, char **argv)
+{
+    return transfer(true, argc, argv);
+}
+
+int cmd_pull(int argc, char **argv);
+int cmd_pull(int argc, char **argv)
+{
+    return transfer(false, argc, argv);
+}
+
+/* ---- login / logout ---------------------------------------------------------------------- */
+
+static const struct cli_command login_cmd = {
+        "login", NULL, "dlc login [-u USER] [--password-stdin] [--insecure] REGISTRY",
+        "Check credentials against a registry and store them (~/.config/dlc/auth.json, 0600)",
+        "Options:\n"
+        "  -u, --username USER  user name (prompted for on a terminal when missing)\n"
+        "  --password-stdin     read the password from standard input\n"
+        "  --insecure           allow plain HTTP and unverified TLS\n"
+        "  --auth-file FILE     where to store them\n"};
+static const struct cli_command logout_cmd = {"logout", NULL,
+                                              "dlc logout [--auth-file FILE] REGISTRY",
+                                              "Remove the stored credentials of a registry", NULL};
+
+/* A line from f without its newline; NULL at EOF. echo=false turns the terminal's echo off. */
+static char *read_secret_line(FILE *f, bool echo)
+{
+    struct termios old, quiet;
+    bool restore = !echo && tcgetattr(fileno(f), &old) == 0;
+    if (restore) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fileno(f), TCSAFLUSH, &quiet);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    if (restore) {
+        tcsetattr(fileno(f), TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    return line;
+}
+
+static int login_credentials(const char **user, char **user_buf, char **password,
+                             bool password_stdin)
+{
+    bool tty = isatty(STDIN_FILENO);
+    if (*user == NULL) {
+        if (!tty)
+            return cli_usage_error(&login_cmd, "no user name: pass -u USER");
+        fprintf(stderr, "Username: ");
+        *user_buf = read_secret_line(stdin, true);
+        *user = *user_buf;
+    }
+    if (!password_stdin && !tty)
+        return cli_usage_error(&login_cmd, "no terminal to ask for the password: use "
+                                           "--password-stdin");
+    if (!password_stdin)
+        fprintf(stderr, "Password: ");
+    *password = read_secret_line(stdin, password_stdin);
+    if (*user == NULL || (*user)[0] == '\0' || *password == NULL || (*password)[0] == '\0')
+        return cli_usage_error(&login_cmd, "empty user name or password");
+    return 0;
+}
+
+int cmd_login(int argc, char **argv);
+int cmd_login(int argc, char **argv)
+{
+    static const struct option opts[] = {
+            {"username", required_argument, NULL, 'u'},
+            {"password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN},
+            {"insecure", no_argument, NULL, OPT_INSECURE},
+            {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
+            CLI_COMMON_LONGOPTS,
+            {NULL, 0, NULL, 0},
+    };
+    struct registry_client_options o;
+    registry_client_options_init(&o);
+    const char *user = NULL;
+    bool password_stdin = false;
+    int c, r = 0;
+    set_progname("login", argv);
+    while ((c = getopt_long(argc, argv, "hu:", opts, NULL)) != -1) {
+        if (c == 'u')
+            user = optarg;
+        else if (c == OPT_PASSWORD_STDIN)
+            password_stdin = true;
+        else if (c == OPT_INSECURE)
+            o.insecure = true;
+        else if (c == OPT_AUTH_FILE)
+            o.auth_file = optarg;
+        else if (common_opt(&login_cmd, c, &r))
+            return r;
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(&login_cmd, "expected REGISTRY");
+    _cleanup_free_ char *user_buf = NULL, *password = NULL;
+    if ((r = login_credentials(&user, &user_buf, &password, password_stdin)) != 0)
+        return r;
+    struct dlc_error *err = NULL;
+    r = registry_login(argv[optind], user, password, &o, &err);
+    explicit_bzero(password, strlen(password));
+    if (r < 0)
+        return cli_fail(NULL, &err);
+    printf("Login Succeeded: %s\n", argv[optind]);
+    return 0;
+}
+
+int cmd_logout(int argc, char **argv);
+int cmd_logout(int argc, char **argv)
+{
+    static const struct option opts[] = {
+            {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
+            CLI_COMMON_LONGOPTS,
+            {NULL, 0, NULL, 0},
+    };
+    const char *auth_file = NULL;
+    int c, r = 0;
+    set_progname("logout", argv);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == OPT_AUTH_FILE)
+            auth_file = optarg;
+        else if (common_opt(&logout_cmd, c, &r))
+            return r;
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(&logout_cmd, "expected REGISTRY");
+    struct dlc_error *err = NULL;
+    if (registry_logout(argv[optind], auth_file, &err) < 0)
+        return cli_fail("logout", &err);
+    printf("Removed credentials for %s\n", argv[optind]);
+    return 0;
+}

@@ -327,7 +327,17 @@ void rclient_progress(struct rclient *c, const char *digest, enum registry_blob_
                       uint64_t done, uint64_t total);
 const struct registry_client_options *rclient_options(const struct rclient *c);
 
+/* The Authorization header value requests carry (NULL: none). Thread-safe. */
+char *rclient_authorization(struct rclient *c);
+void rclient_set_authorization(struct rclient *c, const char *value);
+const struct rcreds *rclient_creds(const struct rclient *c);
+/* Scope for a token: "repository:<repo>:pull[,push]". Caller frees. */
+char *rclient_scope(const struct rclient *c);
+
 /* client-auth.c */
+/* Answers a 401 challenge: basic credentials, or a bearer token fetched from the realm.
+ * *changed says whether a retry can succeed. EACCES when the token server refuses. */
+int rclient_reauth(struct rclient *c, const char *challenge, bool *changed, struct dlc_error **err);
 struct rcreds {
     char *user;
     char *password;

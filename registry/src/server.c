@@ -196,6 +196,8 @@ static enum MHD_Result queue(struct rreq *r)
     if (r->resp == NULL)
         resp_error(r, 500, "UNKNOWN", "the request produced no response");
     MHD_add_response_header(r->resp, "Docker-Distribution-API-Version", "registry/2.0");
+    if (r->method == RM_HEAD)
+        r->resp_bytes = 0;
     enum MHD_Result q = MHD_queue_response(r->conn, r->status, r->resp);
     MHD_destroy_response(r->resp);
     r->resp = NULL;
