@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config git ca-certificates
 libarchive-dev libjansson-dev libseccomp-dev libcap-dev libcurl4-openssl-dev
-libopenblas-dev ocl-icd-opencl-dev opencl-headers libssl-dev libmicrohttpd-dev libzstd-dev
+libopenblas-dev ocl-icd-opencl-dev opencl-headers libssl-dev libmicrohttpd-dev libzstd-dev zlib1g-dev
 libcmocka-dev libgnutls28-dev libcrypt-dev
 python3 python3-pytest python3-numpy
 skopeo umoci oci-image-tool runc crun docker-registry apache2-utils

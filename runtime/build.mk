@@ -1,0 +1,33 @@
+# runtime: libruntime (the tensor runtime) and the in-image program `tensor`.
+#
+# The program ships inside images with a size budget, so it links only libc, libm,
+# libopenblas, libjansson and libz (gzip'd npy/csv): nothing else may join its closure.
+# A GPU variant ($(BUILD)/runtime/gpu/tensor) compiles the same sources with
+# -DTENSOR_WITH_OPENCL plus backend-opencl.c, which adds the backend to backend.c's list.
+
+RUNTIME_CPPFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
+RUNTIME_LDLIBS := $(call pc,openblas zlib) -lm -lpthread
+# tensor serve (issue 8, runtime/src/serve*.c): SageMaker's HTTP contract.
+RUNTIME_LDLIBS += $(call pc,libmicrohttpd)
+
+$(eval $(call add_lib,runtime,common,$(RUNTIME_LDLIBS)))
+
+# Hot loops: -O3 vectorises more of them, -fno-math-errno lets sqrtf become one
+# instruction. Neither changes results (no fast-math).
+$(runtime_OBJS): ALL_CPPFLAGS += $(RUNTIME_CPPFLAGS)
+$(runtime_OBJS): ALL_CFLAGS += -O3 -fno-math-errno
+
+TENSOR_VERSION := $(shell cat runtime/VERSION 2>/dev/null || echo 0.0.0)
+TENSOR_CMD_SRCS := $(wildcard runtime/cmd/*.c)
+TENSOR_CMD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TENSOR_CMD_SRCS))
+$(TENSOR_CMD_OBJS): ALL_CPPFLAGS += -DTENSOR_VERSION='"$(TENSOR_VERSION)"'
+$(TENSOR_CMD_OBJS): runtime/VERSION
+
+$(BUILD)/runtime/cpu/tensor: $(TENSOR_CMD_OBJS) $(runtime_LIB) $(common_LIB)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TENSOR_CMD_OBJS) $(runtime_LIB) $(common_LIB) \
+		$(ALL_LDFLAGS) -Wl,--as-needed $(RUNTIME_LDLIBS) $(common_LDLIBS)
+ifneq ($(TENSOR_CMD_SRCS),)
+BINARIES += $(BUILD)/runtime/cpu/tensor
+endif

@@ -1,0 +1,106 @@
+/* backend.c: the compiled-in backends and choosing one by name or device kind. A build
+ * with TENSOR_WITH_OPENCL adds tensor_backend_opencl (backend-opencl.c) to the list; the
+ * CPU backend is always there as the reference. Nothing falls back silently: "gpu" fails
+ * when no GPU backend works, and "auto" says which one it took. */
+#include <errno.h>
+#include <string.h>
+
+#include "tensor-internal.h"
+
+#ifdef TENSOR_WITH_OPENCL
+extern const struct tensor_backend_ops tensor_backend_opencl;
+#endif
+
+static const struct tensor_backend_ops *const backends[] = {
+#ifdef TENSOR_WITH_OPENCL
+        &tensor_backend_opencl,
+#endif
+        &tensor_backend_cpu,
+        NULL,
+};
+
+const struct tensor_backend_ops *const *tensor_backend_list(void)
+{
+    return backends;
+}
+
+static const char *const op_names[_TENSOR_OP_MAX] = {
+        [TENSOR_OP_GATHER] = "gather",     [TENSOR_OP_GEMM] = "gemm",
+        [TENSOR_OP_BIAS_ACT] = "bias_act", [TENSOR_OP_ACT_BACKWARD] = "act_backward",
+        [TENSOR_OP_SUM_ROWS] = "sum_rows", [TENSOR_OP_LOSS] = "loss",
+        [TENSOR_OP_DROPOUT] = "dropout",   [TENSOR_OP_MUL] = "mul",
+        [TENSOR_OP_SGD] = "sgd_step",      [TENSOR_OP_ADAM] = "adam_step",
+};
+
+const char *tensor_op_name(enum tensor_op op)
+{
+    return (unsigned)op < _TENSOR_OP_MAX ? op_names[op] : "?";
+}
+
+static int open_ops(const struct tensor_backend_ops *ops, int threads, struct tensor_backend **ret,
+                    struct dlc_error **err)
+{
+    struct tensor_backend *be = xcalloc(1, sizeof(*be));
+    be->ops = ops;
+    be->threads = threads > 0 ? threads : dlc_cpu_count();
+    if (ops->init != NULL && ops->init(be, err) < 0) {
+        free(be);
+        return dlc_error_wrap(err, "%s backend", ops->name);
+    }
+    *ret = be;
+    return 0;
+}
+
+/* The first non-CPU backend that initialises. */
+static int open_gpu(int threads, struct tensor_backend **ret, struct dlc_error **err)
+{
+    for (size_t i = 0; backends[i] != NULL; i++) {
+        if (backends[i] == &tensor_backend_cpu)
+            continue;
+        return open_ops(backends[i], threads, ret, err);
+    }
+    return dlc_error_set(err, ENODEV,
+                         "no GPU backend: this tensor was built for CPU only (use a gpu image)");
+}
+
+int tensor_backend_open(const char *name, int threads, struct tensor_backend **ret,
+                        struct dlc_error **err)
+{
+    if (dlc_streq(name, "gpu"))
+        return open_gpu(threads, ret, err);
+    if (dlc_streq(name, "auto")) {
+        _cleanup_error_ struct dlc_error *gpu_err = NULL;
+        if (open_gpu(threads, ret, &gpu_err) == 0)
+            return 0;
+        dlc_info("device auto: %s; using cpu", gpu_err->msg);
+        return open_ops(&tensor_backend_cpu, threads, ret, err);
+    }
+    for (size_t i = 0; backends[i] != NULL; i++)
+        if (dlc_streq(name, backends[i]->name))
+            return open_ops(backends[i], threads, ret, err);
+    _cleanup_strbuf_ struct dlc_strbuf names = DLC_STRBUF_INIT;
+    for (size_t i = 0; backends[i] != NULL; i++)
+        dlc_strbuf_appendf(&names, "%s, ", backends[i]->name);
+    return dlc_error_set(err, EINVAL, "unknown device or backend '%s' (available: %sgpu, auto)",
+                         name ? name : "", dlc_strbuf_str(&names));
+}
+
+void tensor_backend_close(struct tensor_backend *be)
+{
+    if (be == NULL)
+        return;
+    if (be->ops->fini != NULL)
+        be->ops->fini(be);
+    free(be);
+}
+
+int tensor_backend_check(const struct tensor_backend *be, enum tensor_op op, const struct tensor *t,
+                         const char *what, struct dlc_error **err)
+{
+    if (be->ops->supports(be, op, t))
+        return 0;
+    return dlc_error_set(err, EINVAL,
+                         "%s: the %s backend does not support %s on a %lld x %lld tensor", what,
+                         be->ops->name, tensor_op_name(op), (long long)tensor_rows(t),
+                         (long long)tensor_cols(t));
+}
