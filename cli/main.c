@@ -73,9 +73,24 @@ static const struct cli_command commands[] = {
          "  --root DIR  store root\n"},
         {"build", cmd_build,
          "dlc build [-f DEFINITION.json] [--variant cpu|gpu|all] [--tag EXTRA] "
-         "[--compress gzip|zstd] [--no-cache]",
-         "Build tagged OCI images from an image definition", NULL},
-        {"history", cmd_history, "dlc history REF", "List an image's layers", NULL},
+         "[--compress gzip|zstd] [--no-cache] [--build-dir DIR]",
+         "Build tagged OCI images from an image definition",
+         "Options:\n"
+         "  -f, --file FILE        the image definition (default images/tensor-runtime.json)\n"
+         "      --variant NAME     build one variant (cpu, gpu, ...) or all (default)\n"
+         "  -t, --tag TEMPLATE     another tag for every image built, e.g. 'rc1-{device}'\n"
+         "                         or 'myrepo:{version}' (repeatable)\n"
+         "      --compress ALG     gzip (default) or zstd\n"
+         "      --no-cache         write every layer again instead of using the build cache\n"
+         "      --build-dir DIR    what {build} means in the definition (default $DLC_BUILD,\n"
+         "                         else ./build)\n"
+         "      --root DIR         the store (default $DLC_ROOT)\n"},
+        {"history", cmd_history, "dlc history [--format table|json] [--no-trunc] REF",
+         "List an image's layers",
+         "Options:\n"
+         "      --format table|json  output format (default table)\n"
+         "      --no-trunc           full layer digests\n"
+         "      --root DIR           the store (default $DLC_ROOT)\n"},
         {"run", cmd_run, "dlc run [OPTIONS] IMAGE [COMMAND [ARG...]]",
          "Run a command in a new container", NULL},
         {"train", cmd_train,

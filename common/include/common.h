@@ -341,4 +341,11 @@ int dlc_json_get_strv(const json_t *obj, const char *key, bool required, const c
 int dlc_json_check_keys(const json_t *obj, const char *const *allowed, const char *what,
                         struct dlc_error **err);
 
+/* Runs argv (looked up in PATH) with stdin from /dev/null and its stdout captured into
+ * *ret_out (NUL-terminated, caller frees; EFBIG past max bytes); stderr is inherited, or
+ * /dev/null when quiet. Returns the exit status as dlc_spawn_wait does; *ret_out is set
+ * whatever the status. */
+int dlc_spawn_capture(const char *const argv[], bool quiet, size_t max, char **ret_out,
+                      size_t *ret_len, struct dlc_error **err);
+
 #endif
