@@ -191,8 +191,22 @@ static void request_begin(struct rreq *r)
     }
 }
 
+/* Gives the request's upload session back: the client may send its next request on that
+ * session as soon as it reads this response, before MHD reports completion. */
+static void put_upload(struct rreq *r)
+{
+    if (r->upload == NULL)
+        return;
+    if (r->drop_upload)
+        upload_drop(&r->srv->uploads, r->upload);
+    else
+        upload_release(&r->srv->uploads, r->upload);
+    r->upload = NULL;
+}
+
 static enum MHD_Result queue(struct rreq *r)
 {
+    put_upload(r);
     if (r->resp == NULL)
         resp_error(r, 500, "UNKNOWN", "the request produced no response");
     MHD_add_response_header(r->resp, "Docker-Distribution-API-Version", "registry/2.0");
@@ -292,12 +306,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (r->began)
         access_log(r, conn, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
-    if (r->upload) {
-        if (r->drop_upload)
-            upload_drop(&r->srv->uploads, r->upload);
-        else
-            upload_release(&r->srv->uploads, r->upload);
-    }
+    put_upload(r); /* the request ended before its response was queued */
     if (r->resp)
         MHD_destroy_response(r->resp);
     dlc_strbuf_release(&r->body);

@@ -303,3 +303,45 @@ def files_under(root):
     """Every regular file under root (relative paths), for 'nothing outside' checks."""
     root = Path(root)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# ---- pytest fixtures (imported by the test modules) -------------------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A fresh `dlc registry serve` on a loopback port; must stop cleanly on SIGTERM."""
+    srv = RegistryServer(tmp_path / "registry").start()
+    yield srv
+    assert srv.stop() == 0, srv.log_text()
+
+
+@pytest.fixture
+def docker_registry(tmp_path):
+    srv = DockerRegistry(tmp_path / "docker-registry").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fixture_image(tmp_path):
+    """A 3-layer gzip image in an OCI layout: (layout path, tag, manifest digest)."""
+    lay, digest = fixture_layout(tmp_path / "fixture", "v1", n_layers=3)
+    return lay.path, "v1", digest
+
+
+def make_htpasswd(path, user, password):
+    require_tool("htpasswd")
+    run(["htpasswd", "-Bbc", "-C", "5", path, user, password])
+    return path
+
+
+def make_cert(dir_):
+    """A self-signed certificate for 127.0.0.1 (openssl): (cert, key)."""
+    cert, key = Path(dir_) / "cert.pem", Path(dir_) / "key.pem"
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key, "-out", cert])
+    return cert, key
