@@ -146,8 +146,7 @@ static bool try_mount(struct rreq *r, const char *digest)
         return false;
     struct rstore *st = r->srv->st;
     bool here = rstore_blob_linked(st, r->name, digest);
-    bool there = from && strlen(from) <= REGISTRY_MAX_NAME && oci_name_is_valid(from) &&
-                 rstore_blob_linked(st, from, digest) && rstore_blob_exists(st, digest);
+    bool there = from && rstore_blob_linked(st, from, digest) && rstore_blob_exists(st, digest);
     if (!here && !there)
         return false;
     _cleanup_error_ struct dlc_error *err = NULL;
@@ -161,7 +160,11 @@ static bool try_mount(struct rreq *r, const char *digest)
 
 static void post_begin(struct rreq *r)
 {
-    const char *mount = req_query(r, "mount");
+    const char *mount = req_query(r, "mount"), *from = req_query(r, "from");
+    if (from && (strlen(from) > REGISTRY_MAX_NAME || !oci_name_is_valid(from))) {
+        resp_error(r, 400, "NAME_INVALID", "invalid repository name in from=");
+        return;
+    }
     if (mount && try_mount(r, mount))
         return;
     bool monolithic = !mount && req_query(r, "digest") != NULL;
