@@ -275,4 +275,72 @@ int runner_remove(const char *root, const char *id_or_name, bool force, struct d
 int runner_export_bundle(const char *root, const struct runner_spec *spec, const char *dir,
                          struct dlc_error **err);
 
+/* ---- GPU passthrough (issue 7: runner/src/gpu*.c, cdi*.c) ------------------------------
+ *
+ *     struct runner_gpu_request req = {.gpus = "all", .devices = NULL, .driver_root = NULL};
+ *     if (runner_gpu_apply(spec, &req, &err) < 0)        // before runner_run()
+ *         ...                                            // "--gpus 3: unknown GPU '3' ..."
+ *
+ * Discovery looks only under the driver root (--driver-root, else $DLC_DRIVER_ROOT, else
+ * "/"): NVIDIA (/proc/driver/nvidia, /dev/nvidia*, version-matched driver libraries from
+ * its ld.so.cache, nvidia-smi), AMD (/dev/kfd, /dev/dri/renderD*), OpenCL ICDs
+ * (/etc/OpenCL/vendors/<name>.icd, each library with its DT_NEEDED closure). CDI specs come
+ * from $DLC_CDI_SPEC_DIRS (colon list), else /etc/cdi and /var/run/cdi. GPU selection comes
+ * only from the request, never from the image's environment. */
+
+struct runner_gpu_request {
+    const char *gpus;        /* --gpus: "all", "none", "0,1", GPU UUIDs, PCI bus ids; NULL */
+    char **devices;          /* --device: "/dev/X[:/dev/Y]" or CDI "vendor.com/class=name" */
+    const char *driver_root; /* NULL: $DLC_DRIVER_ROOT, else "/" */
+};
+
+/* Adds what req asks for to spec: spec->devices (the runner allows each in the device
+ * cgroup), read-only binds of the libraries into /usr/lib/dlc-gpu, .icd files, env
+ * (LD_LIBRARY_PATH, CDI env) and spec->sm.num_gpus. Nothing when req asks for nothing.
+ * EINVAL for a bad selector or --device, ENOENT for an unknown CDI device or a missing
+ * required driver piece, ENODEV for --gpus all on a host with nothing to pass. */
+int runner_gpu_apply(struct runner_spec *spec, const struct runner_gpu_request *req,
+                     struct dlc_error **err);
+
+/* What this host offers (`dlc info`). */
+struct runner_gpu_info {
+    char *vendor;                /* "nvidia", "amd" */
+    char *model, *uuid, *bus_id; /* each may be NULL */
+    char *node;                  /* "/dev/nvidia0", "/dev/dri/renderD128" */
+};
+struct runner_icd_info {
+    char *name;     /* "pocl" */
+    char *file;     /* host path of the .icd file */
+    char *library;  /* as the file names it */
+    char *lib_path; /* resolved host path, or NULL */
+    size_t n_libs;  /* libraries injected (the closure), 0 for NVIDIA's (driver libraries) */
+    char *problem;  /* why it cannot be passed through, or NULL */
+};
+struct runner_cdi_info {
+    char *name; /* "vendor.com/class=name" */
+    char *spec; /* the spec file defining it */
+};
+struct runner_host_info {
+    char *driver_root;
+    char *nvidia_version;         /* NULL without the NVIDIA kernel module */
+    struct runner_gpu_info *gpus; /* index = --gpus index */
+    size_t n_gpus;
+    struct runner_icd_info *icds;
+    size_t n_icds;
+    char **cdi_dirs;
+    struct runner_cdi_info *cdi;
+    size_t n_cdi;
+    char **warnings; /* things that looked wrong (unreadable files, unusable specs), or NULL */
+};
+int runner_host_info(const char *driver_root, struct runner_host_info **ret,
+                     struct dlc_error **err);
+void runner_host_info_free(struct runner_host_info *info);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct runner_host_info *, runner_host_info_free)
+
+/* `dlc cdi generate`: a CDI spec (pretty JSON, caller frees) of kind (NULL:
+ * "dlc.local/gpu") with a device per GPU (index and UUID), per usable OpenCL ICD
+ * ("opencl-<name>") and "all". ENODEV when the host has none. */
+int runner_cdi_generate(const char *driver_root, const char *kind, char **ret_json,
+                        struct dlc_error **err);
+
 #endif

@@ -99,7 +99,8 @@ struct gpu_icd {
     char *problem;        /* why it cannot be injected (missing library or dependency), or NULL */
     struct gpu_lib *libs; /* closure, the library first */
     size_t n_libs;
-    char **data_dirs; /* host dirs the vendor library reads beside itself (pocl's) */
+    char **data_dirs;  /* host dirs the vendor library reads beside itself (pocl's) */
+    char **data_dests; /* where each goes in the container */
 };
 
 struct gpu_host {
@@ -146,13 +147,17 @@ struct gpu_plan {
     size_t n_files;
     char **env;      /* "K=V" */
     char **lib_dirs; /* container dirs for LD_LIBRARY_PATH, in order */
-    int num_gpus;    /* SM_NUM_GPUS */
+    int num_gpus;    /* SM_NUM_GPUS: the per-GPU nodes (/dev/nvidiaN, /dev/dri/renderDN) */
+    bool for_cdi;    /* building a CDI spec: no files (mount the host's .icd instead) */
 };
 
 void gpu_plan_release(struct gpu_plan *p);
 /* Adders refuse conflicts (EINVAL: one container path, two different sources) and skip
  * exact duplicates. */
 int gpu_plan_add_device(struct gpu_plan *p, const struct runner_device *d, struct dlc_error **err);
+int gpu_plan_add_mount(struct gpu_plan *p, const char *host, const char *container, bool readonly,
+                       struct dlc_error **err);
+/* A read-only mount. */
 int gpu_plan_add_bind(struct gpu_plan *p, const char *host, const char *container,
                       struct dlc_error **err);
 int gpu_plan_add_file(struct gpu_plan *p, const char *path, const char *content,
@@ -179,10 +184,13 @@ int gpu_nvidia_plan(struct gpu_plan *p, const struct gpu_host *h, const bool *se
                     struct dlc_error **err);
 int gpu_amd_plan(struct gpu_plan *p, const struct gpu_host *h, const bool *sel,
                  struct dlc_error **err);
-/* Every usable ICD (NVIDIA's only with NVIDIA GPUs selected): libraries, data dirs and the
- * .icd file, written with the library's absolute container path. */
-int gpu_opencl_plan(struct gpu_plan *p, const struct gpu_host *h, bool with_nvidia,
-                    struct dlc_error **err);
+/* One ICD (nothing for a broken one or NVIDIA's: gpu_nvidia_plan writes that with the
+ * driver's libraries): its libraries, data dirs and a .icd file naming the library's
+ * absolute path in the container (with for_cdi, the host's .icd file mounted). */
+int gpu_opencl_plan_icd(struct gpu_plan *p, const struct gpu_host *h, const struct gpu_icd *icd,
+                        struct dlc_error **err);
+/* True for the ICD of NVIDIA's driver (libnvidia-opencl). */
+bool gpu_icd_is_nvidia(const struct gpu_icd *icd);
 /* --device /dev/X[:/dev/Y]: one node, or every node under a directory (/dev/dri). */
 int gpu_plan_device_arg(struct gpu_plan *p, const struct gpu_host *h, const char *arg,
                         struct dlc_error **err);
@@ -198,7 +206,7 @@ struct cdi_registry;
 /* The spec directories: $DLC_CDI_SPEC_DIRS (colon list), else /etc/cdi:/var/run/cdi;
  * later directories take priority. */
 char **cdi_spec_dirs(void);
-/* Loads every *.json spec (and notes *.yaml/*.yml ones, which are not read). A spec
+/* Loads every .json spec (and notes .yaml and .yml ones, which are not read). A spec
  * that fails validation is kept as an error for the devices of its kind. */
 int cdi_registry_load(char *const *dirs, struct cdi_registry **ret, struct dlc_error **err);
 void cdi_registry_free(struct cdi_registry *r);
