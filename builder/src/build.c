@@ -146,23 +146,6 @@ static int resolve_identity(struct bctx *c, struct dlc_error **err)
     return 0;
 }
 
-static char *layer_comment(const struct btree *t)
-{
-    size_t n = 0, files = 0, dirs = 0, links = 0, wh = 0;
-    uint64_t bytes = 0;
-    _cleanup_free_ struct bnode **v = btree_sorted(t, &n);
-    for (size_t i = 0; i < n; i++) {
-        files += v[i]->type == BN_FILE;
-        dirs += v[i]->type == BN_DIR;
-        links += v[i]->type == BN_SYMLINK;
-        wh += v[i]->type == BN_WHITEOUT;
-        bytes += v[i]->type == BN_FILE ? v[i]->size : 0;
-    }
-    char sz[32];
-    return xasprintf("%zu files (%s), %zu directories, %zu symlinks%s", files,
-                     dlc_format_size(bytes, sz, sizeof(sz)), dirs, links, wh ? ", whiteouts" : "");
-}
-
 static int plan_layer(struct bctx *c, const struct blayer_spec *spec, const char *name,
                       struct lplan *below, struct lplan **ret, struct dlc_error **err)
 {
@@ -182,7 +165,6 @@ static int plan_layer(struct bctx *c, const struct blayer_spec *spec, const char
             below ? below->key : "-", l->on_from ? c->from->desc.digest : "-");
     btree_key(l->raw, salt, l->key);
     l->created_by = xasprintf("dlc build %s: %s", c->def->file_name, name);
-    l->comment = layer_comment(l->raw);
     *ret = l;
     return 0;
 }
@@ -331,7 +313,8 @@ static int plan(struct bctx *c, struct dlc_error **err)
         return -1;
     if (resolve_identity(c, err) < 0 || bresolver_new(NULL, &c->res, err) < 0)
         return -1;
-    return plan_layers(c, err) < 0 ? -1 : plan_images(c, err);
+    /* tags first: a bad template is reported before files are looked at */
+    return plan_images(c, err) < 0 ? -1 : plan_layers(c, err);
 }
 
 /* ---- write ------------------------------------------------------------------------------ */
@@ -406,6 +389,35 @@ static int tree_after(struct bctx *c, struct lplan *l, const struct btree **ret,
     return 0;
 }
 
+static void count(struct dlc_strbuf *sb, size_t n, const char *one, const char *many)
+{
+    if (n > 0)
+        dlc_strbuf_appendf(sb, "%s%zu %s", sb->len ? ", " : "", n, n == 1 ? one : many);
+}
+
+/* "3 files (38.9 MB), 2 directories, 1 symlink": what a written layer holds. */
+static char *layer_comment(const struct btree *t)
+{
+    size_t n = 0, k[4] = {0, 0, 0, 0};
+    uint64_t bytes = 0;
+    _cleanup_free_ struct bnode **v = btree_sorted(t, &n);
+    for (size_t i = 0; i < n; i++) {
+        k[v[i]->type]++;
+        bytes += v[i]->type == BN_FILE ? v[i]->size : 0;
+    }
+    char sz[32];
+    struct dlc_strbuf sb = DLC_STRBUF_INIT;
+    count(&sb, k[BN_FILE], "file", "files");
+    if (k[BN_FILE])
+        dlc_strbuf_appendf(&sb, " (%s)", dlc_format_size(bytes, sz, sizeof(sz)));
+    count(&sb, k[BN_DIR], "directory", "directories");
+    count(&sb, k[BN_SYMLINK], "symlink", "symlinks");
+    count(&sb, k[BN_WHITEOUT], "whiteout", "whiteouts");
+    if (sb.len == 0)
+        dlc_strbuf_append(&sb, "empty");
+    return dlc_strbuf_detach(&sb, NULL);
+}
+
 static int write_layer(struct bctx *c, struct lplan *l, struct dlc_error **err)
 {
     const struct btree *final = NULL;
@@ -422,8 +434,11 @@ static int write_layer(struct bctx *c, struct lplan *l, struct dlc_error **err)
     memcpy(ce.diff_id, out.diff_id, sizeof(ce.diff_id));
     ce.size = out.size;
     snprintf(ce.media_type, sizeof(ce.media_type), "%s", bcompress_media_type(c->o->compression));
+    _cleanup_free_ char *comment = layer_comment(final);
+    snprintf(ce.comment, sizeof(ce.comment), "%s", comment);
     if (bcache_store(c->store, l->key, &ce, err) < 0)
         return -1;
+    l->comment = xstrdup(ce.comment);
     memcpy(l->info.digest, out.digest, sizeof(out.digest));
     memcpy(l->info.diff_id, out.diff_id, sizeof(out.diff_id));
     l->info.size = out.size;
@@ -443,6 +458,7 @@ static int build_layer(struct bctx *c, struct lplan *l, struct dlc_error **err)
         memcpy(l->info.diff_id, ce.diff_id, sizeof(ce.diff_id));
         l->info.size = ce.size;
         l->info.cached = true;
+        l->comment = xstrdup(ce.comment);
     } else if (write_layer(c, l, err) < 0) {
         return -1;
     }

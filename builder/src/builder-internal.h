@@ -309,6 +309,7 @@ struct bcache_entry {
     char diff_id[OCI_DIGEST_BUFSZ];
     uint64_t size;
     char media_type[64];
+    char comment[256]; /* what the layer holds, for its history record */
 };
 /* 1 and *ret on a hit whose blob is still stored; 0 on a miss (a missing, unreadable or
  * stale entry is a miss). */

@@ -37,6 +37,10 @@ int bcache_lookup(struct oci_store *s, const char *key, struct bcache_entry *ret
         json_integer_value(size) < 0)
         return 0;
     snprintf(c.media_type, sizeof(c.media_type), "%s", mt);
+    const char *comment = json_string_value(json_object_get(j, "comment"));
+    if (comment == NULL || strlen(comment) >= sizeof(c.comment))
+        return 0;
+    snprintf(c.comment, sizeof(c.comment), "%s", comment);
     c.size = (uint64_t)json_integer_value(size);
     uint64_t have = 0;
     if (oci_store_blob_size(s, c.digest, &have, &e) < 0 || have != c.size)
@@ -52,8 +56,9 @@ int bcache_store(struct oci_store *s, const char *key, const struct bcache_entry
     if (dlc_mkdir_p(dir, 0755, err) < 0)
         return dlc_error_wrap(err, "build cache");
     _cleanup_free_ char *path = entry_path(s, key);
-    json_auto_t *j = json_pack("{s:s, s:s, s:s, s:I}", "digest", e->digest, "diff_id", e->diff_id,
-                               "media_type", e->media_type, "size", (json_int_t)e->size);
+    json_auto_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s}", "digest", e->digest, "diff_id",
+                               e->diff_id, "media_type", e->media_type, "size", (json_int_t)e->size,
+                               "comment", e->comment);
     if (dlc_json_write_file_atomic(path, j, err) < 0)
         return dlc_error_wrap(err, "build cache");
     return 0;

@@ -267,8 +267,10 @@ static bool try_runpath(char *const *dirs, const struct object *o, const char *n
         if (hd[0] != '/' || !belf_matches(cand, o->elf->elf_class, o->elf->machine))
             continue;
         _cleanup_free_ char *id = expand_tokens(dirs[i], image_origin);
+        _cleanup_free_ char *image = dlc_path_join(id, name);
+        _cleanup_free_ char *norm = bpath_normalize_clamped(image);
         f->host = TAKE_PTR(cand);
-        f->image = dlc_path_join(id, name);
+        f->image = xasprintf("/%s", norm);
         f->replicate = strcmp(f->host, f->image) == 0;
         return true;
     }
