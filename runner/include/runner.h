@@ -343,4 +343,38 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct runner_host_info *, runner_host_info_free)
 int runner_cdi_generate(const char *driver_root, const char *kind, char **ret_json,
                         struct dlc_error **err);
 
+/* ---- published ports: -p (runner/src/publish*.c, issue 8) ---------------------------- */
+
+/* `-p [ADDR:]HOSTPORT:CONTAINERPORT` without bridges or iptables: dlc listens on the host
+ * (ADDR defaults to 127.0.0.1; "[::1]" for IPv6; HOSTPORT empty or 0, or CONTAINERPORT
+ * alone, picks a free port) and connects each accepted connection to
+ * 127.0.0.1:CONTAINERPORT inside the container's network namespace (through a helper
+ * process that joined it, and its user namespace when rootless), relaying both ways.
+ *
+ *     struct runner_ports *ports = runner_ports_new();
+ *     if (runner_ports_add(ports, "8080:8080", &err) < 0 ||   // listens now: EADDRINUSE
+ *         runner_ports_attach(ports, spec, &err) < 0)        // poll sources for the run loop
+ *         ...
+ *     printf("%s\n", runner_ports_host(ports, 0));           // "127.0.0.1:8080"
+ *     runner_run(root, spec, &res, &err);
+ *     runner_ports_free(ports);                               // after runner_run returns
+ *
+ * The ports must outlive runner_run. With spec->detach the -d monitor (a fork) relays. */
+struct runner_ports;
+struct runner_ports *runner_ports_new(void);
+/* Parses one -p value and listens on it. EINVAL naming the flag, or the bind error. */
+int runner_ports_add(struct runner_ports *p, const char *arg, struct dlc_error **err);
+/* Adds a poll source per port to spec (EINVAL with --network host). p may be NULL. */
+int runner_ports_attach(struct runner_ports *p, struct runner_spec *spec, struct dlc_error **err);
+size_t runner_ports_count(const struct runner_ports *p);
+/* The i-th port as bound ("127.0.0.1:8080", "[::1]:8080"; borrowed), and its numbers. */
+const char *runner_ports_host(const struct runner_ports *p, size_t i);
+uint16_t runner_ports_host_port(const struct runner_ports *p, size_t i);
+uint16_t runner_ports_container_port(const struct runner_ports *p, size_t i);
+/* Connections being relayed now (in this process). */
+size_t runner_ports_connections(const struct runner_ports *p);
+/* Stops relaying, closes the listeners. NULL-safe. */
+void runner_ports_free(struct runner_ports *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct runner_ports *, runner_ports_free)
+
 #endif
