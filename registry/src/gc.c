@@ -113,7 +113,7 @@ static int sweep_blobs(struct rstore *st, const struct marks *m, bool dry_run,
         return dlc_error_set_errno(err, errno, "read %s", st->blobs_dir);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (strlen(de->d_name) != 2)
+        if (strlen(de->d_name) != 2 || de->d_name[0] == '.') /* not "..": only <hex[0:2]> */
             continue;
         _cleanup_free_ char *sub = dlc_path_join(st->blobs_dir, de->d_name);
         if (sweep_dir(sub, m, dry_run, s, err) < 0)

@@ -220,7 +220,12 @@ struct rreq {
     uint64_t resp_bytes;
 };
 
-/* server-routes.c: splits the URL into route, name and ref (400/404 responses for bad ones). */
+/* server-routes.c: splits a decoded path into the endpoint, the repository name (validated)
+ * and the last component. */
+enum route_status { ROUTE_OK, ROUTE_UNKNOWN, ROUTE_BAD_NAME, ROUTE_BAD_REF };
+enum route_status route_split(const char *path, enum rroute *route, char **ret_name,
+                              char **ret_ref);
+/* route_split for a request, answering 400/404 for bad paths. */
 int route_parse(struct rreq *r);
 
 /* Responses (server.c). Each replaces any response the request had. */
@@ -249,6 +254,11 @@ void manifests_begin(struct rreq *r);
 void tags_begin(struct rreq *r);
 void catalog_begin(struct rreq *r);
 void referrers_begin(struct rreq *r);
+
+/* server-blobs.c: one "bytes=a-b" | "bytes=a-" | "bytes=-n" range of a size-byte blob. */
+enum range_result { RANGE_NONE, RANGE_OK, RANGE_BAD };
+enum range_result blob_range_parse(const char *header, uint64_t size, uint64_t *ret_start,
+                                   uint64_t *ret_len);
 
 /* "/v2/<name>/blobs/uploads/<id>" */
 char *upload_location(const char *name, const char *id);

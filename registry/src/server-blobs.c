@@ -5,12 +5,10 @@
 
 #include "registry-internal.h"
 
-enum range_result { RANGE_NONE, RANGE_OK, RANGE_BAD };
-
 /* One "bytes=a-b", "bytes=a-" or "bytes=-n" range of a blob of size bytes (RFC 9110).
  * Lists of ranges are not supported and are answered with the whole blob. */
-static enum range_result parse_range(const char *h, uint64_t size, uint64_t *ret_start,
-                                     uint64_t *ret_len)
+enum range_result blob_range_parse(const char *h, uint64_t size, uint64_t *ret_start,
+                                   uint64_t *ret_len)
 {
     const char *spec = h ? dlc_startswith(h, "bytes=") : NULL;
     if (spec == NULL || strchr(spec, ',') != NULL)
@@ -57,7 +55,7 @@ static void blob_get(struct rreq *r)
         return;
     }
     uint64_t start = 0, len = size;
-    enum range_result rr = parse_range(req_header(r, "Range"), size, &start, &len);
+    enum range_result rr = blob_range_parse(req_header(r, "Range"), size, &start, &len);
     if (rr == RANGE_BAD) {
         close(fd);
         /* OCI defines no code for this; distribution's */

@@ -56,43 +56,47 @@ static enum rroute classify(const char *rest, size_t *ret_name_len, const char *
     return RR_NONE;
 }
 
-int route_parse(struct rreq *r)
+enum route_status route_split(const char *path, enum rroute *route, char **ret_name, char **ret_ref)
 {
-    const char *rest = dlc_startswith(r->path, "/v2/");
-    if (rest == NULL) {
-        if (strcmp(r->path, "/v2") == 0) {
-            r->route = RR_BASE;
-            return 0;
-        }
-        resp_error(r, 404, "NAME_UNKNOWN", "no such endpoint");
-        return -1;
-    }
-    if (rest[0] == '\0') {
-        r->route = RR_BASE;
-        return 0;
-    }
-    if (strcmp(rest, "_catalog") == 0) {
-        r->route = RR_CATALOG;
-        return 0;
+    *route = RR_NONE;
+    *ret_name = *ret_ref = NULL;
+    const char *rest = dlc_startswith(path, "/v2/");
+    if (rest == NULL || rest[0] == '\0' || strcmp(rest, "_catalog") == 0) {
+        if (rest == NULL && strcmp(path, "/v2") != 0)
+            return ROUTE_UNKNOWN;
+        *route = rest && rest[0] ? RR_CATALOG : RR_BASE;
+        return ROUTE_OK;
     }
     size_t name_len = 0, last_len = 0;
     const char *last = NULL;
-    r->route = classify(rest, &name_len, &last, &last_len);
-    if (r->route == RR_NONE) {
+    *route = classify(rest, &name_len, &last, &last_len);
+    if (*route == RR_NONE)
+        return ROUTE_UNKNOWN;
+    _cleanup_free_ char *name = xstrndup(rest, name_len);
+    if (name_len == 0 || name_len > REGISTRY_MAX_NAME || !oci_name_is_valid(name))
+        return ROUTE_BAD_NAME;
+    if (last_len > MAX_REF)
+        return ROUTE_BAD_REF;
+    *ret_name = TAKE_PTR(name);
+    *ret_ref = xstrdup(*route == RR_UPLOAD_NEW ? "" : last);
+    return ROUTE_OK;
+}
+
+int route_parse(struct rreq *r)
+{
+    switch (route_split(r->path, &r->route, &r->name, &r->ref)) {
+    case ROUTE_OK:
+        return 0;
+    case ROUTE_UNKNOWN:
         resp_error(r, 404, "NAME_UNKNOWN", "no such endpoint");
         return -1;
-    }
-    _cleanup_free_ char *name = xstrndup(rest, name_len);
-    if (name_len == 0 || name_len > REGISTRY_MAX_NAME || !oci_name_is_valid(name)) {
+    case ROUTE_BAD_NAME:
         resp_error(r, 400, "NAME_INVALID", "invalid repository name");
         return -1;
-    }
-    if (last_len > MAX_REF) {
+    case ROUTE_BAD_REF:
         resp_error(r, 404, r->route == RR_MANIFEST ? "MANIFEST_UNKNOWN" : "BLOB_UNKNOWN",
                    "reference too long");
         return -1;
     }
-    r->name = TAKE_PTR(name);
-    r->ref = xstrdup(r->route == RR_UPLOAD_NEW ? "" : last);
-    return 0;
+    return -1;
 }
