@@ -8,7 +8,7 @@
 #include "serve.h"
 
 static const char usage[] =
-        "Usage: tensor serve [--model-dir DIR] [--port N] [--bind ADDR] [--backend NAME]\n"
+        "Usage: tensor serve [--model-dir DIR] [--port N] [--bind ADDR] [--device cpu|gpu|auto]\n"
         "                    [--threads N] [--no-access-log]\n"
         "\n"
         "Serves the model in DIR (default $SAGEMAKER_BASE_DIR/model or /opt/ml/model:\n"
@@ -20,9 +20,9 @@ static const char usage[] =
         "\n"
         "Environment: SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MAX_PAYLOAD_IN_MB (6),\n"
         "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, SAGEMAKER_MODEL_SERVER_WORKERS (HTTP threads,\n"
-        "default: the CPUs), TENSOR_BACKEND (auto, cpu, gpu).\n";
+        "default: the CPUs), TENSOR_DEVICE (auto, cpu, gpu).\n";
 
-enum { OPT_BIND = 0x100, OPT_BACKEND, OPT_THREADS, OPT_NO_ACCESS_LOG };
+enum { OPT_BIND = 0x100, OPT_DEVICE, OPT_THREADS, OPT_NO_ACCESS_LOG };
 
 static int fail(const char *what, struct dlc_error **err)
 {
@@ -39,7 +39,7 @@ static int parse_args(int argc, char **argv, struct tensor_serve_options *o, str
             {"model-dir", required_argument, NULL, 'm'},
             {"port", required_argument, NULL, 'p'},
             {"bind", required_argument, NULL, OPT_BIND},
-            {"backend", required_argument, NULL, OPT_BACKEND},
+            {"device", required_argument, NULL, OPT_DEVICE},
             {"threads", required_argument, NULL, OPT_THREADS},
             {"no-access-log", no_argument, NULL, OPT_NO_ACCESS_LOG},
             {"help", no_argument, NULL, 'h'},
@@ -59,8 +59,8 @@ static int parse_args(int argc, char **argv, struct tensor_serve_options *o, str
         case OPT_BIND:
             o->bind_addr = optarg;
             break;
-        case OPT_BACKEND:
-            o->backend = optarg;
+        case OPT_DEVICE:
+            o->device = optarg;
             break;
         case OPT_THREADS:
             r = dlc_parse_int(optarg, "--threads", 1, 1024, &o->threads, err);

@@ -36,7 +36,7 @@ static int env_int(const char *name, int min, int max, int *ret, struct dlc_erro
 int tensor_serve_options_init(struct tensor_serve_options *o, struct dlc_error **err)
 {
     *o = (struct tensor_serve_options){
-            .backend = "auto",
+            .device = "auto",
             .bind_addr = "0.0.0.0",
             .port = DEFAULT_PORT,
             .threads = dlc_cpu_count(),
@@ -54,9 +54,9 @@ int tensor_serve_options_init(struct tensor_serve_options *o, struct dlc_error *
     const char *accept = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
     if (accept && accept[0])
         o->default_accept = accept;
-    const char *backend = getenv("TENSOR_BACKEND");
-    if (backend && backend[0])
-        o->backend = backend;
+    const char *device = getenv("TENSOR_DEVICE");
+    if (device && device[0])
+        o->device = device;
     return 0;
 }
 
@@ -175,7 +175,7 @@ int tensor_server_load(struct tensor_server *s, struct dlc_error **err)
     if (serve_model_load(dir, &s->model, &s->unpacked, err) < 0)
         return dlc_error_wrap(err, "load the model from %s", dir);
     int threads = dlc_cpu_count();
-    if (tensor_backend_open(s->opts.backend, threads, &s->be, err) < 0 || warm_up(s, err) < 0 ||
+    if (tensor_backend_open(s->opts.device, threads, &s->be, err) < 0 || warm_up(s, err) < 0 ||
         serve_batcher_new(s->be, s->model, s->opts.max_batch_rows, &s->batcher, err) < 0)
         return -1;
     serve_server_set_model(s->http, s->batcher, s->model->input_dim);
