@@ -579,7 +579,7 @@ int tensor_sm_write_failure(const char *base, const char *msg, struct dlc_error 
  */
 struct tensor_serve_options {
     const char *model_dir;      /* NULL: $SAGEMAKER_BASE_DIR/model or /opt/ml/model */
-    const char *backend;        /* tensor_backend_open() name; $TENSOR_BACKEND or "auto" */
+    const char *device;         /* tensor_backend_open() name; $TENSOR_DEVICE or "auto" */
     const char *bind_addr;      /* IPv4, "0.0.0.0" */
     int port;                   /* $SAGEMAKER_BIND_TO_PORT or 8080; 0 picks a free one */
     int threads;                /* HTTP pool; $SAGEMAKER_MODEL_SERVER_WORKERS or the CPUs */
