@@ -4,6 +4,8 @@
 # libopenblas, libjansson and libz (gzip'd npy/csv): nothing else may join its closure.
 # A GPU variant ($(BUILD)/runtime/gpu/tensor) compiles the same sources with
 # -DTENSOR_WITH_OPENCL plus backend-opencl.c, which adds the backend to backend.c's list.
+# `tensor serve` (tensor_serve_main, in libruntime) is referenced weakly by main.c; -u pulls
+# it out of the archive when it is there.
 
 RUNTIME_CPPFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 RUNTIME_LDLIBS := $(call pc,openblas zlib) -lm -lpthread
@@ -23,11 +25,15 @@ TENSOR_CMD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TENSOR_CMD_SRCS))
 $(TENSOR_CMD_OBJS): ALL_CPPFLAGS += -DTENSOR_VERSION='"$(TENSOR_VERSION)"'
 $(TENSOR_CMD_OBJS): runtime/VERSION
 
+comma := ,
+TENSOR_SERVE_LINK := $(if $(filter %/serve-cmd.c,$(runtime_SRCS)),-Wl$(comma)-u$(comma)tensor_serve_main)
 $(BUILD)/runtime/cpu/tensor: $(TENSOR_CMD_OBJS) $(runtime_LIB) $(common_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TENSOR_CMD_OBJS) $(runtime_LIB) $(common_LIB) \
-		$(ALL_LDFLAGS) -Wl,--as-needed $(RUNTIME_LDLIBS) $(common_LDLIBS)
+		$(ALL_LDFLAGS) -Wl,--as-needed $(TENSOR_SERVE_LINK) $(RUNTIME_LDLIBS) $(common_LDLIBS)
 ifneq ($(TENSOR_CMD_SRCS),)
 BINARIES += $(BUILD)/runtime/cpu/tensor
 endif
+
+include runtime/opencl.mk

@@ -25,7 +25,7 @@ static int cpu_init(struct tensor_backend *be, struct dlc_error **err)
 static void cpu_describe(struct tensor_backend *be, struct dlc_strbuf *out)
 {
     dlc_strbuf_appendf(out, "  device: host CPU (%d available)\n", dlc_cpu_count());
-    dlc_strbuf_appendf(out, "  blas: OpenBLAS %s\n", openblas_get_config());
+    dlc_strbuf_appendf(out, "  blas: %s\n", openblas_get_config());
     dlc_strbuf_appendf(out, "  blas core: %s\n", openblas_get_corename());
     dlc_strbuf_appendf(out, "  threads: %d\n", be->threads);
 }

@@ -9,6 +9,8 @@
 
 #ifdef TENSOR_WITH_OPENCL
 extern const struct tensor_backend_ops tensor_backend_opencl;
+/* What "gpu" and "auto" open: the OpenCL backend limited to GPU/accelerator devices. */
+extern const struct tensor_backend_ops tensor__backend_opencl_gpu;
 #endif
 
 static const struct tensor_backend_ops *const backends[] = {
@@ -57,6 +59,10 @@ static int open_gpu(int threads, struct tensor_backend **ret, struct dlc_error *
     for (size_t i = 0; backends[i] != NULL; i++) {
         if (backends[i] == &tensor_backend_cpu)
             continue;
+#ifdef TENSOR_WITH_OPENCL
+        if (backends[i] == &tensor_backend_opencl)
+            return open_ops(&tensor__backend_opencl_gpu, threads, ret, err);
+#endif
         return open_ops(backends[i], threads, ret, err);
     }
     return dlc_error_set(err, ENODEV,
@@ -69,6 +75,8 @@ int tensor_backend_open(const char *name, int threads, struct tensor_backend **r
     if (dlc_streq(name, "gpu"))
         return open_gpu(threads, ret, err);
     if (dlc_streq(name, "auto")) {
+        if (backends[0] == &tensor_backend_cpu) /* a CPU-only build: nothing to choose */
+            return open_ops(&tensor_backend_cpu, threads, ret, err);
         _cleanup_error_ struct dlc_error *gpu_err = NULL;
         if (open_gpu(threads, ret, &gpu_err) == 0)
             return 0;
