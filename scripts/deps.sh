@@ -9,7 +9,7 @@ libopenblas-dev ocl-icd-opencl-dev opencl-headers libssl-dev libmicrohttpd-dev l
 libcmocka-dev libgnutls28-dev libcrypt-dev
 python3 python3-pytest python3-numpy
 skopeo umoci oci-image-tool runc crun docker-registry apache2-utils
-pocl-opencl-icd clinfo busybox-static hyperfine wrk
+pocl-opencl-icd clinfo busybox-static zstd hyperfine wrk
 clang-tidy clang-format cppcheck
 iproute2 procps util-linux curl"
 

@@ -47,6 +47,7 @@
 #    error "unknown architecture: add its multiarch triplet"
 #endif
 
+#define DEFAULT_DIRS "/lib/" TRIPLET ", /usr/lib/" TRIPLET ", /lib, /usr/lib"
 static const char *const default_dirs[] = {"/lib/" TRIPLET, "/usr/lib/" TRIPLET, "/lib", "/usr/lib",
                                            "/lib64",        "/usr/lib64",        NULL};
 
@@ -259,6 +260,8 @@ static bool is_default_dir(const char *dir)
 static bool try_runpath(char *const *dirs, const struct object *o, const char *name,
                         struct found *f)
 {
+    if (dirs == NULL)
+        return false;
     _cleanup_free_ char *host_origin = dlc_path_dirname(o->host_real);
     _cleanup_free_ char *image_origin = dlc_path_dirname(o->image_real);
     for (size_t i = 0; dirs && dirs[i]; i++) {
@@ -325,12 +328,13 @@ static int find_library(struct bresolver *r, const struct object *o, const struc
         found = try_runpath(o->elf->runpath, o, name, f);
     if (!found)
         found = try_cache_and_defaults(r, o, name, f);
-    if (!found)
-        return dlc_error_set(err, ENOENT,
-                             "%s: %s needs %s, which is in neither %s nor /lib/" TRIPLET
-                             ", /usr/lib/" TRIPLET ", /lib, /usr/lib",
-                             where, o->host_real, name, r->cache_path);
-    return 0;
+    if (found)
+        return 0;
+    if (o->host_real == NULL) /* asked for by name */
+        return dlc_error_set(err, ENOENT, "%s: %s is in neither %s nor " DEFAULT_DIRS, where, name,
+                             r->cache_path);
+    return dlc_error_set(err, ENOENT, "%s: %s needs %s, which is in neither %s nor " DEFAULT_DIRS,
+                         where, o->host_real, name, r->cache_path);
 }
 
 /* ---- closure ------------------------------------------------------------------------------ */
@@ -423,7 +427,7 @@ int bclosure_add_library(struct bresolver *r, struct btree *t, const char *sonam
     /* A library asked for by name is looked up as the loader would for a native object. */
     struct belf native = {.elf_class = sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32,
                           .machine = MACHINE};
-    struct object o = {"/", "/", &native};
+    struct object o = {NULL, NULL, &native};
     struct found f = {NULL, NULL, false};
     int rc = find_library(r, &o, NULL, soname, where, &f, err);
     if (rc == 0)
