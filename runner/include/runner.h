@@ -71,7 +71,8 @@ struct runner_device {
     char *host_path; /* may be NULL */
     char type;       /* 'c' or 'b' */
     unsigned major, minor;
-    mode_t mode; /* permission bits, e.g. 0666 */
+    mode_t mode;    /* permission bits, e.g. 0666 */
+    char access[4]; /* device cgroup access, "rwm" when empty (issue 7: CDI permissions) */
 };
 
 /* A small file written into the container before it starts (issue 7: OpenCL .icd files). */
@@ -330,7 +331,8 @@ struct runner_host_info {
     char **cdi_dirs;
     struct runner_cdi_info *cdi;
     size_t n_cdi;
-    char **warnings; /* things that looked wrong (unreadable files, unusable specs), or NULL */
+    char **warnings;     /* discovery problems (unreadable files, broken ICDs), or NULL */
+    char **cdi_problems; /* specs that could not be used, or NULL */
 };
 int runner_host_info(const char *driver_root, struct runner_host_info **ret,
                      struct dlc_error **err);

@@ -229,7 +229,7 @@ static int parse_node(const json_t *o, const char *what, struct cdi_node *n, int
         return dlc_error_set(err, EINVAL, "%s: paths must be absolute", what);
     if (type && strcmp(type, "c") != 0 && strcmp(type, "u") != 0 && strcmp(type, "b") != 0)
         return dlc_error_set(err, EINVAL, "%s: device type '%s' is not supported", what, type);
-    if (perms && (perms[0] == '\0' || strspn(perms, "rwm") != strlen(perms)))
+    if (perms && (perms[0] == '\0' || strlen(perms) > 3 || strspn(perms, "rwm") != strlen(perms)))
         return dlc_error_set(err, EINVAL, "%s: bad permissions '%s'", what, perms);
     if (n->has_rdev != has_minor)
         return dlc_error_set(err, EINVAL, "%s: major and minor go together", what);
@@ -567,9 +567,8 @@ static int apply_node(struct gpu_plan *p, const struct cdi_node *n, struct dlc_e
     } else {
         return dlc_error_set_errno(err, errno, "CDI host device %s", host);
     }
-    if (n->permissions && (!strchr(n->permissions, 'r') || !strchr(n->permissions, 'w')))
-        return dlc_error_set(err, EINVAL, "%s: permissions '%s' are not supported (only rw)",
-                             n->path, n->permissions);
+    if (n->permissions) /* validated: one to three of r, w, m */
+        snprintf(d.access, sizeof(d.access), "%s", n->permissions);
     if (n->has_owner)
         dlc_warn("cdi: %s: uid/gid are not applied (the node keeps the host's owner)", n->path);
     return gpu_plan_add_device(p, &d, err);

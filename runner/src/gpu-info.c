@@ -33,6 +33,7 @@ void runner_host_info_free(struct runner_host_info *info)
     free(info->cdi);
     dlc_strv_free(info->cdi_dirs);
     dlc_strv_free(info->warnings);
+    dlc_strv_free(info->cdi_problems);
     free(info->driver_root);
     free(info->nvidia_version);
     free(info);
@@ -85,9 +86,7 @@ static int copy_cdi(struct runner_host_info *info, struct dlc_error **err)
     for (size_t i = 0; i < n; i++)
         info->cdi[info->n_cdi++] =
                 (struct runner_cdi_info){.name = xstrdup(names[i]), .spec = xstrdup(files[i])};
-    char **problems = cdi_registry_problems(r);
-    for (size_t i = 0; problems && problems[i]; i++)
-        info->warnings = dlc_strv_push(info->warnings, problems[i]);
+    info->cdi_problems = dlc_strv_copy(cdi_registry_problems(r));
     return 0;
 }
 

@@ -333,8 +333,8 @@ static int add_node_tree(struct gpu_plan *p, const char *host, const char *cpath
             continue;
         _cleanup_free_ char *h2 = dlc_path_join(host, de->d_name);
         _cleanup_free_ char *c2 = dlc_path_join(cpath, de->d_name);
-        struct stat cst;
-        if (lstat(h2, &cst) == 0 &&
+        struct stat cst; /* nodes and directories; symlinks were skipped above */
+        if (gpu_stat_node(h2, &cst) == 0 &&
             (S_ISCHR(cst.st_mode) || S_ISBLK(cst.st_mode) || S_ISDIR(cst.st_mode)) &&
             add_node_tree(p, h2, c2, depth + 1, err) < 0)
             return -1;
