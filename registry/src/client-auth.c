@@ -228,10 +228,7 @@ static char *fetch_token(struct rclient *c, const struct rchallenge *ch, struct 
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
-    if (rclient_options(c)->insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    rclient_tls_setup(e, rclient_options(c)->insecure);
     if (cr->user) {
         curl_easy_setopt(e, CURLOPT_USERNAME, cr->user);
         curl_easy_setopt(e, CURLOPT_PASSWORD, cr->password);

@@ -268,10 +268,20 @@ static void setup_easy(CURL *e, struct rclient *c, const char *url, struct curl_
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "dlc-registry-client");
-    if (c->opts.insecure) {
+    rclient_tls_setup(e, c->opts.insecure);
+}
+
+void rclient_tls_setup(void *easy, bool insecure)
+{
+    CURL *e = easy;
+    if (insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    /* OpenSSL's convention for a private CA bundle; libcurl itself does not read it */
+    const char *ca = getenv("SSL_CERT_FILE");
+    if (ca && ca[0])
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
 }
 
 /* One attempt. Returns the CURLcode; errbuf has the text. */
@@ -354,8 +364,9 @@ int rclient_do(struct rclient *c, const struct rrequest *rq, struct rresp *ret,
                 transient && attempt < retries && (rq->sink == NULL || rq->sink->reset != NULL);
         if (!can_retry) {
             if (rc != CURLE_OK)
-                return dlc_error_set(err, EIO, "registry %s: %s %s: %s", c->registry, rq->method,
-                                     rq->url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+                return dlc_error_set(err, rc == CURLE_PEER_FAILED_VERIFICATION ? EPERM : EIO,
+                                     "registry %s: %s %s: %s", c->registry, rq->method, rq->url,
+                                     errbuf[0] ? errbuf : curl_easy_strerror(rc));
             return 0;
         }
         if (rq->digest)
@@ -449,6 +460,11 @@ static int probe(struct rclient *c, struct dlc_error **err)
     _cleanup_error_ struct dlc_error *https_err = NULL;
     c->base = xasprintf("https://%s", c->registry);
     if (rclient_do(c, &rq, &resp, &https_err) < 0) {
+        if (https_err->code == EPERM) /* it speaks TLS, with a certificate we do not trust */
+            return dlc_error_set(err, EPERM,
+                                 "%s (use --insecure to skip verification, or point "
+                                 "SSL_CERT_FILE at its CA)",
+                                 https_err->msg);
         if (!c->plain_http_ok)
             return dlc_error_move(err, &https_err);
         free(c->base);

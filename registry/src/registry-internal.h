@@ -337,6 +337,8 @@ void rclient_progress(struct rclient *c, const char *digest, enum registry_blob_
                       uint64_t done, uint64_t total);
 const struct registry_client_options *rclient_options(const struct rclient *c);
 
+/* TLS options of a CURL easy handle: --insecure, SSL_CERT_FILE. */
+void rclient_tls_setup(void *easy, bool insecure);
 /* The Authorization header value requests carry (NULL: none). Thread-safe. */
 char *rclient_authorization(struct rclient *c);
 void rclient_set_authorization(struct rclient *c, const char *value);

@@ -345,3 +345,93 @@ def make_cert(dir_):
          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
          "-keyout", key, "-out", cert])
     return cert, key
+
+
+# ---- a bearer token server for docker-registry's token auth ------------------------------------
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """Issues RS256 JWTs the way distribution's token auth expects them
+    (docs/content/spec/auth/token.md): basic credentials in, {"token": ...} out, the signing
+    certificate in the x5c header. Signing is done by the openssl CLI."""
+
+    def __init__(self, dir_, user, password, service="dlc-test", issuer="dlc-test-issuer"):
+        self.dir = Path(dir_)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cert, self.key = make_cert(self.dir)
+        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"],
+                             capture_output=True, check=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.user, self.password = user, password
+        self.service, self.issuer = service, issuer
+        self.port = free_port()
+        self.requests = []
+
+    @property
+    def realm(self):
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def registry_auth(self):
+        return (f"auth:\n  token:\n    realm: {self.realm}\n    service: {self.service}\n"
+                f"    issuer: {self.issuer}\n    rootcertbundle: {self.cert}\n")
+
+    def sign(self, claims):
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        payload = (_b64url(json.dumps(header).encode()) + "." +
+                   _b64url(json.dumps(claims).encode()))
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+                             input=payload.encode(), capture_output=True, check=True).stdout
+        return payload + "." + _b64url(sig)
+
+    def token_for(self, scopes):
+        access = []
+        for scope in scopes:
+            for item in scope.split(" "):
+                parts = item.split(":")
+                if len(parts) >= 3 and parts[0] == "repository":
+                    access.append({"type": "repository", "name": ":".join(parts[1:-1]),
+                                   "actions": parts[-1].split(",")})
+        now = int(time.time())
+        return self.sign({"iss": self.issuer, "sub": self.user, "aud": self.service,
+                          "exp": now + 300, "nbf": now - 10, "iat": now,
+                          "jti": os.urandom(8).hex(), "access": access})
+
+    def start(self):
+        import threading
+        import urllib.parse
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                u = urllib.parse.urlsplit(self.path)
+                q = urllib.parse.parse_qs(u.query)
+                want = "Basic " + base64.b64encode(
+                    f"{outer.user}:{outer.password}".encode()).decode()
+                outer.requests.append((q, self.headers.get("Authorization")))
+                if u.path != "/token" or self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": outer.token_for(q.get("scope", [])),
+                                   "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

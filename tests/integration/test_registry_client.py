@@ -2,12 +2,14 @@
 Debian's docker-registry (distribution 2.8.2): same digests both ways, blobs skipped or
 mounted, chunked uploads, verification, credentials and their file, clear errors."""
 import json
+import random
 import re
 import stat
 
 from conftest import Dlc
-from helpers_registry import (RegistryServer, fixture_layout, make_htpasswd, sha256, skopeo,
-                              to_store)
+from helpers_registry import (MT_INDEX, MT_MANIFEST, DockerRegistry, Layout, RegistryServer,
+                              TokenServer, fixture_layout, gzip_layer, make_cert, make_htpasswd,
+                              sha256, skopeo, to_store)
 from helpers_registry import docker_registry, fixture_image, registry  # noqa: F401
 
 
@@ -197,3 +199,83 @@ def test_parallel_pull_of_many_layers(tmp_path, dlc, registry):  # noqa: F811
     p = fresh("pull", "--parallel", "8", f"{registry.host}/many:v1")
     assert summary(p) == (13, 13, 0, 0)
     assert store_digest(fresh, f"{registry.host}/many:v1") == digest
+
+
+def test_bearer_token_auth_against_docker_registry(tmp_path, dlc, fixture_image):  # noqa: F811
+    """docker-registry with token auth: dlc answers the Bearer challenge with a token from the
+    realm (basic credentials), for push, mount and pull."""
+    layout, tag, digest = fixture_image
+    to_store(layout, tag, dlc, "fixture:v1")
+    tokens = TokenServer(tmp_path / "tokens", "alice", "s3cret").start()
+    reg = DockerRegistry(tmp_path / "dr", auth=tokens.registry_auth()).start()
+    env = {"DLC_REGISTRY_USER": "alice", "DLC_REGISTRY_PASSWORD": "s3cret"}
+    try:
+        p = dlc("push", "fixture:v1", f"{reg.host}/tok/a:v1", check=False,
+                env={"DLC_REGISTRY_USER": "alice", "DLC_REGISTRY_PASSWORD": "nope"})
+        assert p.returncode == 1 and f"token from {tokens.realm}: HTTP 401" in p.stderr
+        dlc("push", "fixture:v1", f"{reg.host}/tok/a:v1", env=env)
+        assert summary(dlc("push", "fixture:v1", f"{reg.host}/tok/b:v1", env=env)) == \
+            (4, 0, 0, 4)
+        fresh = Dlc(tmp_path / "fresh")
+        fresh("pull", f"{reg.host}/tok/b:v1", env=env)
+        assert store_digest(fresh, f"{reg.host}/tok/b:v1") == digest
+        scopes = [q.get("scope", [""])[0] for q, _ in tokens.requests]
+        assert "repository:tok/a:pull,push" in scopes and "repository:tok/b:pull" in scopes
+        # the mount needed pull on the source repository too: the challenge said so
+        assert any("repository:tok/a:pull" in s and "repository:tok/b:pull,push" in s
+                   for s in scopes), scopes
+        p = Dlc(tmp_path / "anon")("pull", f"{reg.host}/tok/b:v1", check=False,
+                                   env={"HOME": str(tmp_path)})
+        assert p.returncode == 1
+    finally:
+        reg.stop()
+        tokens.stop()
+
+
+def test_tls_registry(tmp_path, dlc, fixture_image):  # noqa: F811
+    layout, tag, digest = fixture_image
+    to_store(layout, tag, dlc, "fixture:v1")
+    cert, key = make_cert(tmp_path)
+    srv = RegistryServer(tmp_path / "reg", "--tls-cert", cert, "--tls-key", key).start()
+    ref = f"{srv.host}/tls/img:v1"
+    try:
+        p = dlc("push", "fixture:v1", ref, check=False)
+        assert p.returncode == 1
+        assert "certificate" in p.stderr and "--insecure" in p.stderr, p.stderr
+        dlc("push", "fixture:v1", ref, env={"SSL_CERT_FILE": str(cert)})
+        fresh = Dlc(tmp_path / "fresh")
+        fresh("pull", "--insecure", ref)
+        assert store_digest(fresh, ref) == digest
+        assert '"GET /v2/tls/img/manifests/v1" 200' in srv.log_text()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_push_index_pull_platform(tmp_path, dlc, registry):  # noqa: F811
+    """An index is pushed children first; a pull takes the linux/<host arch> image."""
+    import platform
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    rng = random.Random(9)
+    lay = Layout(dlc.layout)
+    mine = lay.add_image("mine:1", [gzip_layer(rng)])
+    other = lay.add_image("other:1", [gzip_layer(rng)])
+    raw = {m["digest"]: m["size"] for m in lay.index["manifests"]}
+    ix = json.dumps({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [
+        {"mediaType": MT_MANIFEST, "digest": other, "size": raw[other],
+         "platform": {"architecture": "s390x", "os": "linux"}},
+        {"mediaType": MT_MANIFEST, "digest": mine, "size": raw[mine],
+         "platform": {"architecture": arch, "os": "linux"}}]}).encode()
+    d = lay.put_blob(ix)
+    lay.index["manifests"].append({"mediaType": MT_INDEX, "digest": d, "size": len(ix),
+                                   "annotations": {"org.opencontainers.image.ref.name":
+                                                   "multi:1"}})
+    lay._write_index()
+    ref = f"{registry.host}/multi:1"
+    p = dlc("push", "multi:1", ref)
+    assert d in p.stdout and summary(p)[0] == 4
+    log = registry.log_text()
+    assert log.index(f'"PUT /v2/multi/manifests/{other}" 201') < \
+        log.index('"PUT /v2/multi/manifests/1" 201')
+    fresh = Dlc(tmp_path / "fresh")
+    fresh("pull", ref)
+    assert store_digest(fresh, ref) == mine
