@@ -1,7 +1,9 @@
 /* serve-cmd.c: the `tensor serve` command: what SageMaker runs as `docker run IMAGE serve`.
  * Arguments are optional (SageMaker passes none); the environment configures the rest. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 
@@ -85,12 +87,41 @@ static int parse_args(int argc, char **argv, struct tensor_serve_options *o, str
     return 0;
 }
 
-static int wait_for_signal(const sigset_t *set)
+/* A handler, not a blocked signal and sigwait: OpenBLAS starts its threads in a library
+ * constructor, before main, with every signal unblocked, and a process-wide SIGTERM may be
+ * delivered to any of them. Whichever thread runs the handler, the main thread hears it
+ * through the pipe. */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
 {
-    int sig = 0;
-    while (sigwait(set, &sig) != 0) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(stop_pipe[1], &b, 1);
+    (void)w; /* a full pipe already holds a stop request */
+    errno = saved;
+}
+
+static int catch_stop_signals(struct dlc_error **err)
+{
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return dlc_error_set_errno(err, errno, "pipe");
+    struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static int wait_for_stop_signal(void)
+{
+    struct pollfd p = {.fd = stop_pipe[0], .events = POLLIN};
+    unsigned char b = 0;
+    while (poll(&p, 1, -1) < 0 || read(stop_pipe[0], &b, 1) != 1) {
     }
-    return sig;
+    return b;
 }
 
 static void log_ready(struct tensor_server *s)
@@ -112,16 +143,8 @@ int tensor_serve_main(int argc, char **argv)
     if (pr != 0)
         return pr < 0 ? fail(NULL, &err) : pr - 1;
 
-    /* Blocked before any thread starts, so every thread inherits the mask and the main
-     * thread alone takes them in sigwait. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
+    if (catch_stop_signals(&err) < 0)
+        return fail(NULL, &err);
     struct tensor_server *s = NULL;
     if (tensor_server_start(&o, &s, &err) < 0)
         return fail(NULL, &err);
@@ -132,7 +155,7 @@ int tensor_serve_main(int argc, char **argv)
         return fail(NULL, &err);
     }
     log_ready(s);
-    int sig = wait_for_signal(&set);
+    int sig = wait_for_stop_signal();
     dlc_info("%s: stopping", strsignal(sig));
     tensor_server_stop(s);
     return 0;

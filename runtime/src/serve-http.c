@@ -24,6 +24,7 @@ struct serve_server {
     _Atomic(struct serve_batcher *) batcher; /* NULL until the model is loaded */
     int64_t input_dim;
     atomic_int suspended; /* requests waiting on the batcher */
+    atomic_int active;    /* requests begun and not completed */
 };
 
 enum route { ROUTE_NONE, ROUTE_PING, ROUTE_INVOCATIONS, ROUTE_EXECUTION_PARAMETERS };
@@ -273,6 +274,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->url = xstrdup(uri);
     r->route = route_of(uri);
     clock_gettime(CLOCK_MONOTONIC, &r->start);
+    atomic_fetch_add(&r->srv->active, 1);
     return r;
 }
 
@@ -311,6 +313,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (srv->cfg.access_log && r->conn)
         access_log(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    atomic_fetch_sub(&srv->active, 1);
     tensor_array_release(&r->job.x);
     tensor_array_release(&r->job.y);
     dlc_error_free(&r->job.err);
@@ -376,8 +379,12 @@ void serve_server_stop(struct serve_server *s)
     if (s == NULL)
         return;
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
-    /* MHD must not be stopped with suspended connections: let the batcher finish them. */
-    for (int waited = 0; atomic_load(&s->suspended) > 0 && waited < STOP_GRACE_MS; waited += 10)
+    /* Requests already begun get their answers (docker stop allows 10 s by default). MHD
+     * must not be stopped with suspended connections in any case: the batcher, still
+     * running, resumes them. */
+    for (int waited = 0;
+         atomic_load(&s->suspended) > 0 || (atomic_load(&s->active) > 0 && waited < STOP_GRACE_MS);
+         waited += 10)
         nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
     if (lsock != MHD_INVALID_SOCKET)

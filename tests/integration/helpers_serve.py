@@ -1,0 +1,131 @@
+"""Helpers for the serving tests: a trained two-moons model (made by the real `tensor
+train`), `tensor serve` processes on loopback ports chosen at run time, and a small HTTP
+client (http.client, so the tests see status codes and headers exactly)."""
+import http.client
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from conftest import BUILD, REPO, free_port, run
+
+TENSOR = BUILD / "runtime" / "cpu" / "tensor"
+SAMPLE_DATA = REPO / "scripts" / "make-sample-data.py"
+HYPERPARAMETERS = {"hidden_units": "[16, 16]", "loss": '"sparse_categorical_crossentropy"',
+                   "epochs": "15", "learning_rate": "0.01", "batch_size": "64", "seed": "1"}
+
+
+def train_model(workdir):
+    """Trains the demo's model with `tensor train` on the host; returns the model dir and
+    the validation features."""
+    assert TENSOR.exists(), f"{TENSOR} is not built: run `make`"
+    base = Path(workdir) / "opt" / "ml"
+    run([sys.executable, SAMPLE_DATA, base / "input" / "data", "--rows", "500"])
+    (base / "input" / "config").mkdir(parents=True)
+    (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
+    run([TENSOR, "train"], env={"SAGEMAKER_BASE_DIR": str(base)})
+    x = np.load(base / "input" / "data" / "validation" / "train.npy")
+    return base / "model", x
+
+
+def tensor_predict(model_dir, x, tmp):
+    """What `tensor predict` says for x (the reference the server must agree with)."""
+    inp, out = Path(tmp) / "predict-in.npy", Path(tmp) / "predict-out.npy"
+    np.save(inp, x)
+    run([TENSOR, "predict", "--model", model_dir, "--input", inp, "--output", out])
+    return np.load(out)
+
+
+class Server:
+    """A `tensor serve` process; stop() sends SIGTERM and returns (rc, stderr)."""
+
+    def __init__(self, model_dir=None, env=None, args=(), port=None, wait=True):
+        self.port = port or free_port()
+        e = dict(os.environ)
+        e["SAGEMAKER_BIND_TO_PORT"] = str(self.port)
+        e.update(env or {})
+        cmd = [str(TENSOR), "serve", *args]
+        if model_dir is not None:
+            cmd += ["--model-dir", str(model_dir)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=e)
+        self.stderr = None
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"tensor serve exited: {self.stop()[1]}"
+            try:
+                if get(self.port, "/ping")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"/ping never answered 200: {self.stop()[1]}")
+
+    def stop(self):
+        if self.stderr is None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                _, self.stderr = self.proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _, self.stderr = self.proc.communicate()
+        return self.proc.returncode, self.stderr
+
+
+def request(port, method, path, body=None, headers=None, host="127.0.0.1", timeout=30):
+    """-> (status, headers as a lowercase dict, body bytes)."""
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def get(port, path, **kw):
+    return request(port, "GET", path, **kw)
+
+
+def invoke(port, body, content_type="application/json", accept=None, **kw):
+    headers = {"Content-Type": content_type} if content_type else {}
+    if accept:
+        headers["Accept"] = accept
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    return request(port, "POST", "/invocations", body=body, headers=headers, **kw)
+
+
+def npy_bytes(a):
+    b = io.BytesIO()
+    np.save(b, a)
+    return b.getvalue()
+
+
+def predictions(status, headers, body):
+    """The float32 array an /invocations answer carries, whatever its type."""
+    assert status == 200, body
+    ct = headers["content-type"]
+    if ct == "application/json":
+        return np.array(json.loads(body)["predictions"], dtype=np.float32)
+    if ct == "text/csv":
+        return np.loadtxt(io.StringIO(body.decode()), delimiter=",", dtype=np.float32, ndmin=2)
+    assert ct == "application/x-npy", ct
+    return np.load(io.BytesIO(body))
+
+
+def error_of(status, headers, body, want_status):
+    assert status == want_status, (status, body)
+    assert headers["content-type"] == "application/json"
+    return json.loads(body)["error"]
