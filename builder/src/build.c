@@ -42,6 +42,7 @@ struct bctx {
     struct oci_store *store;
     struct oci_image *from;
     struct btree *from_tree;
+    struct btree *hashes; /* host file -> digest, for files in several layers */
     struct lplan *lp[64];
     size_t n_lp;
     struct iplan *images;
@@ -77,6 +78,7 @@ static void ctx_release(struct bctx *c)
     free(c->version);
     oci_image_free(c->from);
     btree_free(c->from_tree);
+    btree_free(c->hashes);
     oci_store_free(c->store);
 }
 
@@ -157,7 +159,9 @@ static int plan_layer(struct bctx *c, const struct blayer_spec *spec, const char
     l->below = below;
     l->on_from = below == NULL && c->from != NULL;
     l->raw = btree_new();
-    if (bspec_add(c->res, l->raw, spec, err) < 0 || btree_hash_files(l->raw, err) < 0)
+    bresolver_reset(c->res);
+    if (bspec_add(c->res, l->raw, spec, err) < 0 ||
+        btree_hash_files_memo(l->raw, c->hashes, err) < 0)
         return dlc_error_wrap(err, "%s", c->def->path);
     _cleanup_free_ char *salt = xasprintf(
             "%s level=%d epoch=%lld below=%s from=%s", bcompress_media_type(c->o->compression),
@@ -169,11 +173,23 @@ static int plan_layer(struct bctx *c, const struct blayer_spec *spec, const char
     return 0;
 }
 
+/* A library the base layer carries for the variants that none of them needs is dead
+ * weight in every image: say so. */
+static void check_base_libraries(const struct bctx *c, char *const *needed)
+{
+    char *const *libs = c->def->base.libraries;
+    for (size_t i = 0; libs && i < dlc_strv_len(libs); i++)
+        if (!dlc_strv_contains(needed, libs[i]))
+            dlc_warn("%s: base.libraries[%zu]: no variant built needs %s", c->def->path, i,
+                     libs[i]);
+}
+
 static int plan_layers(struct bctx *c, struct dlc_error **err)
 {
     struct lplan *base = NULL;
     if (c->def->base.present && plan_layer(c, &c->def->base, "base", NULL, &base, err) < 0)
         return -1;
+    dlc_strv_free(bresolver_take_seen(c->res));
     for (size_t i = 0; i < c->n_images; i++) {
         struct iplan *ip = &c->images[i];
         if (base)
@@ -189,6 +205,9 @@ static int plan_layers(struct bctx *c, struct dlc_error **err)
             return dlc_error_set(err, EINVAL, "%s: image '%s' would have no layer", c->def->path,
                                  name);
     }
+    _cleanup_strv_ char **needed = bresolver_take_seen(c->res);
+    if (c->def->n_variants > 0)
+        check_base_libraries(c, needed);
     return 0;
 }
 
@@ -313,6 +332,7 @@ static int plan(struct bctx *c, struct dlc_error **err)
         return -1;
     if (resolve_identity(c, err) < 0 || bresolver_new(NULL, &c->res, err) < 0)
         return -1;
+    c->hashes = btree_new();
     /* tags first: a bad template is reported before files are looked at */
     return plan_images(c, err) < 0 ? -1 : plan_layers(c, err);
 }

@@ -212,6 +212,9 @@ struct bnode **btree_sorted(const struct btree *t, size_t *ret_n);
 /* Hashes every BN_FILE node's content (src read in full; size checked against a fresh
  * stat). */
 int btree_hash_files(struct btree *t, struct dlc_error **err);
+/* The same, remembering digests by source path in memo (a tree used as a map from host
+ * path to digest), so a file in several layers' inputs is read once per build. */
+int btree_hash_files_memo(struct btree *t, struct btree *memo, struct dlc_error **err);
 /* The layer's input key: sha256 over every node's path, type, mode, size, content hash
  * and link, plus salt (compression, epoch, the lower layers' identity). */
 void btree_key(const struct btree *t, const char *salt, char out[OCI_DIGEST_BUFSZ]);
@@ -234,6 +237,11 @@ struct bresolver;
 int bresolver_new(const char *ldcache_path, struct bresolver **ret, struct dlc_error **err);
 void bresolver_free(struct bresolver *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct bresolver *, bresolver_free)
+/* The sonames every closure walked since the last call asked for (DT_NEEDED), caller
+ * frees; the list starts empty again. */
+char **bresolver_take_seen(struct bresolver *r);
+/* Forgets which closures were walked: the next layer gets its complete closure. */
+void bresolver_reset(struct bresolver *r);
 /* Adds the host file host (symlinks followed) at image path dst; when closure and it is an
  * ELF file, also its interpreter and every shared library it needs, recursively, at the
  * paths the host's loader finds them (symlinks along the way reproduced). */

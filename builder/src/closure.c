@@ -62,6 +62,7 @@ struct bresolver {
     struct elf_memo *memo;
     size_t n_memo;
     char **visited; /* image paths whose closure was added */
+    char **seen;    /* every DT_NEEDED name met since the last bresolver_take_seen */
 };
 
 int bresolver_new(const char *ldcache_path, struct bresolver **ret, struct dlc_error **err)
@@ -88,6 +89,7 @@ void bresolver_free(struct bresolver *r)
     }
     free(r->memo);
     dlc_strv_free(r->visited);
+    dlc_strv_free(r->seen);
     free(r);
 }
 
@@ -388,6 +390,8 @@ static int closure(struct bresolver *r, struct btree *t, const struct object *o,
             return dlc_error_wrap(err, "interpreter of %s", o->host_real);
     }
     for (size_t i = 0; o->elf->needed && o->elf->needed[i]; i++) {
+        if (!dlc_strv_contains(r->seen, o->elf->needed[i]))
+            r->seen = dlc_strv_push(r->seen, o->elf->needed[i]);
         struct found f = {NULL, NULL, false};
         int rc = find_library(r, o, exe, o->elf->needed[i], where, &f, err);
         if (rc == 0)
@@ -400,6 +404,17 @@ static int closure(struct bresolver *r, struct btree *t, const struct object *o,
 }
 
 /* ---- entry points ----------------------------------------------------------------------- */
+
+char **bresolver_take_seen(struct bresolver *r)
+{
+    return TAKE_PTR(r->seen);
+}
+
+void bresolver_reset(struct bresolver *r)
+{
+    dlc_strv_free(r->visited);
+    r->visited = NULL;
+}
 
 int bclosure_add_file(struct bresolver *r, struct btree *t, const char *host, const char *dst,
                       int mode, bool with_closure, const char *where, struct dlc_error **err)

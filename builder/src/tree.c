@@ -315,22 +315,45 @@ struct bnode **btree_sorted(const struct btree *t, size_t *ret_n)
     return v;
 }
 
-int btree_hash_files(struct btree *t, struct dlc_error **err)
+static int hash_node(struct bnode *n, struct btree *memo, struct dlc_error **err)
+{
+    if (n->src == NULL) {
+        oci_digest_buf(n->data ? n->data : "", n->size, n->hash);
+        return 0;
+    }
+    const struct bnode *m = memo ? btree_get(memo, n->src) : NULL;
+    if (m != NULL) {
+        memcpy(n->hash, m->hash, sizeof(n->hash));
+        n->size = m->size;
+        return 0;
+    }
+    uint64_t size = 0;
+    if (oci_digest_file(n->src, n->hash, &size, err) < 0)
+        return dlc_error_wrap(err, "%s", n->where ? n->where : n->src);
+    n->size = size;
+    if (memo != NULL) {
+        struct bnode rec = {.path = n->src, .type = BN_FILE, .size = size};
+        memcpy(rec.hash, n->hash, sizeof(rec.hash));
+        put(memo, node_dup(&rec, NULL));
+    }
+    return 0;
+}
+
+int btree_hash_files_memo(struct btree *t, struct btree *memo, struct dlc_error **err)
 {
     for (size_t i = 0; i < t->cap; i++) {
         struct bnode *n = t->slots[i];
         if (n == NULL || n == TOMB || n->type != BN_FILE || n->hash[0])
             continue;
-        if (n->src == NULL) {
-            oci_digest_buf(n->data ? n->data : "", n->size, n->hash);
-            continue;
-        }
-        uint64_t size = 0;
-        if (oci_digest_file(n->src, n->hash, &size, err) < 0)
-            return dlc_error_wrap(err, "%s", n->where ? n->where : n->src);
-        n->size = size;
+        if (hash_node(n, memo, err) < 0)
+            return -1;
     }
     return 0;
+}
+
+int btree_hash_files(struct btree *t, struct dlc_error **err)
+{
+    return btree_hash_files_memo(t, NULL, err);
 }
 
 void btree_key(const struct btree *t, const char *salt, char out[OCI_DIGEST_BUFSZ])

@@ -1,0 +1,159 @@
+"""dlc build on the project's own definitions: images/tensor-runtime.json (the tensor
+runtime, cpu and gpu) and images/examples/fashion-mlp.json (an extension), checked the way
+the AWS DLC sanity suite checks its images: tags, labels, the OS named in the tag, the
+version inside the image, and the runtime running under runc."""
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import BUILD, REPO, Dlc, require_tool, run
+from helpers_build import (CPU_TENSOR, EPOCH, FASHION_DEF, GPU_TENSOR, RUNTIME_DEF, check_image,
+                           oci_image_tool_validate, parse_build_output, require_runtime,
+                           runc_run, tar_members, umoci_unpack)
+from helpers_store import Layout
+
+ENV = {"SOURCE_DATE_EPOCH": EPOCH}
+VERSION = (REPO / "runtime" / "VERSION").read_text().strip()
+
+
+def os_label():
+    rel = dict(line.split("=", 1) for line in open("/etc/os-release").read().splitlines()
+               if "=" in line)
+    return (rel["ID"] + rel.get("VERSION_ID", "")).replace('"', "").lower()
+
+
+def build(dlc, *args):
+    return parse_build_output(dlc("build", "--build-dir", BUILD, *args, env=ENV,
+                                  cwd=REPO).stdout)
+
+
+def need_root():
+    if os.geteuid() != 0:
+        pytest.skip("runc needs root here (rootless runc is not set up by make deps)")
+
+
+def test_cpu_image(dlc, tmp_path):
+    require_runtime(CPU_TENSOR)
+    out = build(dlc, "--variant", "cpu")
+    major, minor = VERSION.split(".")[:2]
+    osl = os_label()
+    assert list(out) == ["cpu"]
+    assert out["cpu"]["tags"] == [f"tensor-runtime:{VERSION}-cpu-openblas-{osl}",
+                                  f"tensor-runtime:{VERSION}-cpu",
+                                  f"tensor-runtime:{major}.{minor}-cpu", "tensor-runtime:cpu"]
+    assert [layer[0] for layer in out["cpu"]["layers"]] == ["base", "cpu"]
+    manifest, config, tars = check_image(dlc.layout, "tensor-runtime:cpu")
+    oci_image_tool_validate(dlc.layout, f"tensor-runtime:{VERSION}-cpu", tmp_path)
+
+    require_tool("skopeo")
+    info = json.loads(run(["skopeo", "inspect", f"oci:{dlc.layout}:tensor-runtime:cpu"]).stdout)
+    labels = info["Labels"]
+    assert labels["org.opencontainers.image.version"] == VERSION
+    assert labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
+    assert labels["org.opencontainers.image.title"] == "tensor-runtime"
+    assert labels["org.opencontainers.image.description"]
+    assert re.fullmatch(r"[0-9a-f]{40}", labels["org.opencontainers.image.revision"])
+    assert (labels["dev.dlc.device"], labels["dev.dlc.backend"], labels["dev.dlc.os"],
+            labels["dev.dlc.job"]) == ("cpu", "openblas", osl, "general")
+    assert config["config"]["Entrypoint"] == ["/usr/bin/tensor"]
+    assert config["config"]["Cmd"] == ["train"]
+    assert "LANG=C.UTF-8" in config["config"]["Env"]
+
+    base, cpu = tar_members(tars[0]), tar_members(tars[1])
+    assert base["tmp"].mode == 0o1777 and base["bin/busybox"].isfile()
+    assert {"opt/ml/input/data", "opt/ml/model", "opt/ml/output", "opt/ml/code"} <= set(base)
+    assert "usr/bin/tensor" in cpu and cpu["usr/bin/tensor"].mode == 0o755
+
+
+def test_cpu_image_runs_under_runc(dlc, tmp_path):
+    """test_os_version / test_framework_version_cpu of the DLC sanity suite, for us."""
+    require_runtime(CPU_TENSOR)
+    need_root()
+    build(dlc, "--variant", "cpu")
+    bundle = umoci_unpack(dlc.layout, "tensor-runtime:cpu", tmp_path / "bundle")
+    name = f"dlc-build-rt-{os.getpid()}"
+    p = runc_run(bundle, ["/usr/bin/tensor", "version"], name)
+    assert p.returncode == 0, p.stderr
+    assert VERSION in p.stdout
+    p = runc_run(bundle, ["/usr/bin/tensor", "devices"], name)
+    assert p.returncode == 0, p.stderr
+    assert "OpenBLAS" in p.stdout
+    p = runc_run(bundle, ["/bin/sh", "-c", ". /etc/os-release; echo $ID$VERSION_ID"], name)
+    assert p.stdout.strip() == os_label()
+
+
+def test_variants_share_a_base_and_reproduce_in_other_stores(tmp_path):
+    require_runtime(CPU_TENSOR, GPU_TENSOR)
+    a, b, c = (Dlc(tmp_path / n) for n in ("a", "b", "c"))
+    cpu = build(a, "--variant", "cpu")["cpu"]
+    gpu = build(b, "--variant", "gpu")["gpu"]
+    both = build(c)
+    assert cpu["layers"][0][1] == gpu["layers"][0][1]  # base: byte-identical
+    assert cpu["manifest"] == both["cpu"]["manifest"]  # same inputs, same digests
+    assert gpu["manifest"] == both["gpu"]["manifest"]
+    assert both["gpu"]["tags"][0] == f"tensor-runtime:{VERSION}-gpu-opencl-{os_label()}"
+    _, _, tars = check_image(c.layout, "tensor-runtime:gpu")
+    names = set(tar_members(tars[1]))
+    assert "usr/bin/tensor" in names
+    assert any(n.endswith("/libOpenCL.so.1") for n in names)
+
+
+def test_rebuild_is_cached(dlc):
+    require_runtime(CPU_TENSOR)
+    first = build(dlc, "--variant", "cpu")
+    second = build(dlc, "--variant", "cpu")
+    assert [s for _, _, s in second["cpu"]["layers"]] == ["cached", "cached"]
+    assert second["cpu"]["manifest"] == first["cpu"]["manifest"]
+
+
+def test_fashion_mlp_extends_the_cpu_image(dlc, tmp_path):
+    require_runtime(CPU_TENSOR)
+    base = build(dlc, "--variant", "cpu")["cpu"]
+    out = parse_build_output(dlc("build", "-f", FASHION_DEF, env=ENV).stdout)["fashion-mlp"]
+    assert out["tags"] == [f"fashion-mlp:{VERSION}-cpu", "fashion-mlp:latest"]
+    assert [(n, d) for n, d, _ in out["layers"][:2]] == \
+        [("from", d) for _, d, _ in base["layers"]]
+    assert [s for _, _, s in out["layers"]] == ["inherited", "inherited", "built"]
+    manifest, config, tars = check_image(dlc.layout, "fashion-mlp:latest")
+    assert list(tar_members(tars[2])) == ["opt/ml/code/model.json"]
+    labels = config["config"]["Labels"]
+    assert labels["dev.dlc.example"] == "fashion-mlp"
+    assert labels["dev.dlc.device"] == "cpu"  # inherited
+    assert labels["org.opencontainers.image.title"] == "fashion-mlp"
+    assert config["config"]["Entrypoint"] == ["/usr/bin/tensor"]
+    assert manifest["annotations"]["org.opencontainers.image.base.name"] == \
+        "tensor-runtime:1.0.0-cpu"
+    assert len(config["history"]) == 3
+    hist = dlc("history", "fashion-mlp:latest").stdout.splitlines()
+    assert "dlc build fashion-mlp.json: copy" in hist[1]
+    assert "dlc build tensor-runtime.json: base" in hist[3]
+
+
+def test_fashion_mlp_trains_under_runc(dlc, tmp_path):
+    """The extension's model.json drives `tensor train` inside the container: SageMaker's
+    files in, a model out."""
+    require_runtime(CPU_TENSOR)
+    need_root()
+    build(dlc, "--variant", "cpu")
+    dlc("build", "-f", FASHION_DEF, env=ENV)
+    bundle = umoci_unpack(dlc.layout, "fashion-mlp:latest", tmp_path / "bundle")
+    ml = bundle / "rootfs" / "opt" / "ml"
+    rng = np.random.default_rng(0)
+    (ml / "input" / "data" / "training").mkdir(parents=True, exist_ok=True)
+    np.save(ml / "input" / "data" / "training" / "train.npy",
+            rng.random((64, 784), dtype=np.float32))
+    np.save(ml / "input" / "data" / "training" / "labels.npy",
+            rng.integers(0, 10, 64).astype(np.int64))
+    (ml / "input" / "config").mkdir(parents=True, exist_ok=True)
+    (ml / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"epochs": "1", "batch_size": "32"}))
+    p = runc_run(bundle, ["/usr/bin/tensor", "train"], f"dlc-build-fm-{os.getpid()}",
+                 timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (ml / "model" / "model.safetensors").exists()
+    saved = json.loads((ml / "model" / "model.json").read_text())
+    assert saved["config"]["name"] == "fashion_mlp"
