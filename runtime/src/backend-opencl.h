@@ -20,6 +20,12 @@ extern const size_t tensor__ocl_program_len;
 extern const char tensor__ocl_selftest_src[];
 extern const size_t tensor__ocl_selftest_len;
 
+/* "opencl" by name: any OpenCL device, GPUs first. */
+extern const struct tensor_backend_ops tensor_backend_opencl;
+/* What "gpu" and "auto" open: GPU or accelerator devices (CPU-type devices only with
+ * DLC_OPENCL_ALLOW_CPU=1); the same ops otherwise, also named "opencl". */
+extern const struct tensor_backend_ops tensor__backend_opencl_gpu;
+
 enum ocl_kernel {
     OCL_K_GEMM_TILED,
     OCL_K_GEMM_PACK,
@@ -140,10 +146,9 @@ struct ocl_arg {
 #define OCL_NULL     ((struct ocl_arg){sizeof(cl_mem), NULL})
 /* A tensor is two arguments: its buffer and its element offset. */
 #define OCL_TENSOR(t) OCL_MEM(((struct ocl_buf *)(t)->mem)->mem), OCL_ULONG((t)->offset)
-/* A tensor that may be NULL: buffer (or NULL), offset, and an int "present" flag. */
-#define OCL_OPT_TENSOR(t)                                          \
-    ((t) ? OCL_MEM(((struct ocl_buf *)(t)->mem)->mem) : OCL_NULL), \
-            OCL_ULONG((t) ? (t)->offset : 0), OCL_INT((t) != NULL)
+/* A tensor that may be NULL: its buffer (or a NULL buffer) and offset. */
+#define OCL_OPT_TENSOR(t) \
+    ((t) ? OCL_MEM(((struct ocl_buf *)(t)->mem)->mem) : OCL_NULL), OCL_ULONG((t) ? (t)->offset : 0)
 
 /* Sets the arguments of kernel k and enqueues it over global work-items, each dimension
  * rounded up to a multiple of local (the kernels check their bounds). */
@@ -163,8 +168,9 @@ int tensor__ocl_gemm_params(const struct ocl_device_info *info, struct ocl_gemm_
                             struct dlc_error **err);
 /* The -D options that pass p to gemm.cl. */
 void tensor__ocl_gemm_options(const struct ocl_gemm_params *p, struct dlc_strbuf *out);
-/* Whether the compiled tiled kernel fits the device (work-group size, local memory). */
-bool tensor__ocl_gemm_tiled_fits(struct ocl_ctx *c);
+/* After the build: whether the kernels fit the device (work-group size, local memory).
+ * The tiled one is left unused when it does not (with a warning); the direct one must. */
+int tensor__ocl_gemm_prepare(struct ocl_ctx *c, struct dlc_error **err);
 int tensor__ocl_gemm(struct tensor_backend *be, bool trans_a, bool trans_b, float alpha,
                      const struct tensor *a, const struct tensor *b, float beta, struct tensor *c,
                      struct dlc_error **err);
