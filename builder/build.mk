@@ -1,8 +1,11 @@
 # builder: dlc build (image definitions -> reproducible OCI images), dlc history.
 $(eval $(call add_lib,builder,oci common,$(call pc,libarchive zlib libzstd) -lpthread))
 
-# make bench-build: cold build of every variant of images/tensor-runtime.json into a fresh
-# store, then a rebuild with nothing changed; seconds and compressed sizes.
+# make bench-build [BENCH_BUILD_ARGS="--rounds 5"]: cold build of every variant of
+# images/tensor-runtime.json into a fresh store, then a rebuild with nothing changed, gzip
+# and zstd; seconds and compressed image sizes (bench/build/run.py).
 .PHONY: bench-build
-bench-build: $(BUILD)/dlc $(wildcard $(BUILD)/runtime/cpu/tensor $(BUILD)/runtime/gpu/tensor)
-	@DLC_BUILD=$(abspath $(BUILD)) ./bench/build/bench.sh $(abspath $(BUILD)/dlc)
+bench-build: all
+	@$(PYTHON) bench/build/run.py --dlc $(abspath $(BUILD))/dlc --build-dir $(abspath $(BUILD)) \
+		$(BENCH_BUILD_ARGS)
+bench: bench-build
