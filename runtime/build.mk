@@ -37,3 +37,16 @@ BINARIES += $(BUILD)/runtime/cpu/tensor
 endif
 
 include runtime/opencl.mk
+
+# make bench-runtime: MLP training vs the sgemm bound and PyTorch (README, benchmarks).
+BENCH_RUNTIME := $(BUILD)/bench/runtime/bench_mlp
+$(BENCH_RUNTIME): bench/runtime/bench_mlp.c $(runtime_LIB) $(common_LIB)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(RUNTIME_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(runtime_LIB) \
+		$(common_LIB) $(ALL_LDFLAGS) $(RUNTIME_LDLIBS) $(common_LDLIBS)
+
+.PHONY: bench-runtime
+bench-runtime: $(BENCH_RUNTIME)
+	@bench/runtime/run.sh $(BENCH_RUNTIME)
+bench: bench-runtime
