@@ -212,9 +212,9 @@ static int registry_serve(int argc, char **argv)
     if (root)
         o.root = root;
     _cleanup_fclose_ FILE *log = NULL;
-    if (strcmp(access_log, "-") == 0) {
+    if (access_log == NULL || dlc_streq(access_log, "-")) {
         o.access_log = stderr;
-    } else if (strcmp(access_log, "none") != 0) {
+    } else if (!dlc_streq(access_log, "none")) {
         log = fopen(access_log, "ae");
         if (log == NULL) {
             struct dlc_error *err = NULL;
@@ -586,6 +586,8 @@ int cmd_login(int argc, char **argv)
     if ((r = login_credentials(&user, &user_buf, &password, password_stdin)) != 0)
         return r;
     struct dlc_error *err = NULL;
+    if (user == NULL || password == NULL)
+        return CLI_EXIT_USAGE;
     r = registry_login(argv[optind], user, password, &o, &err);
     explicit_bzero(password, strlen(password));
     if (r < 0)

@@ -265,7 +265,7 @@ int rclient_reauth(struct rclient *c, const char *challenge, bool *changed, stru
     int r = 0;
     const struct rcreds *cr = rclient_creds(c);
     _cleanup_free_ char *cur = rclient_authorization(c);
-    if (strcmp(ch.scheme, "basic") == 0) {
+    if (dlc_streq(ch.scheme, "basic")) {
         if (cr->user && (cur == NULL || !dlc_startswith(cur, "Basic "))) {
             _cleanup_free_ char *up = xasprintf("%s:%s", cr->user, cr->password);
             _cleanup_free_ char *b64 = registry_base64_encode(up, strlen(up));

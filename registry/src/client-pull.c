@@ -178,6 +178,7 @@ static void *pull_worker(void *arg)
 
 static int pull_blobs(struct pull *p, const struct oci_manifest *m, struct dlc_error **err)
 {
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     _cleanup_free_ const struct oci_descriptor **v = xcalloc(m->n_layers + 1, sizeof(*v));
     size_t n = 0;
     v[n++] = &m->config;

@@ -315,6 +315,7 @@ static int push_image(struct push *p, const char *raw, size_t len, struct dlc_er
     _cleanup_(oci_manifest_freep) struct oci_manifest *m = NULL;
     if (oci_manifest_parse(raw, len, "manifest", &m, err) < 0)
         return -1;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     _cleanup_free_ const struct oci_descriptor **blobs = xcalloc(m->n_layers + 1, sizeof(*blobs));
     size_t n = 0;
     add_unique(blobs, &n, &m->config);

@@ -73,7 +73,8 @@ static int mark_all(struct rstore *st, char *const *repos, struct marks *m, stru
             if (mark_manifest(st, repos[i], revs[k], m, err) < 0)
                 return dlc_error_wrap(err, "repository %s", repos[i]);
     }
-    qsort(m->v, m->n, sizeof(char *), cmp_str);
+    if (m->n > 0)
+        qsort(m->v, m->n, sizeof(char *), cmp_str);
     return 0;
 }
 

@@ -383,7 +383,7 @@ static int load_tls(struct registry_server *s, struct dlc_error **err)
 
 static int start_daemon(struct registry_server *s, struct dlc_error **err)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sslen = 0;
     if (parse_listen(s->opts.listen, &ss, &sslen, err) < 0)
         return -1;

@@ -310,8 +310,9 @@ int rstore_revisions(struct rstore *st, const char *name, char ***ret, struct dl
     if (read_names(dir, &names, &e) < 0) {
         if (e->code != ENOENT)
             return dlc_error_move(err, &e);
-        names = xcalloc(1, sizeof(char *));
     }
+    if (names == NULL)
+        names = xcalloc(1, sizeof(char *));
     char **v = xcalloc(1, sizeof(char *));
     for (size_t i = 0; names[i]; i++) {
         _cleanup_free_ char *d = xasprintf("sha256:%s", names[i]);
