@@ -11,7 +11,7 @@ python3 python3-pytest python3-numpy
 skopeo umoci oci-image-tool runc crun docker-registry apache2-utils
 pocl-opencl-icd clinfo busybox-static zstd hyperfine wrk
 clang-tidy clang-format cppcheck
-iproute2 procps util-linux curl"
+iproute2 procps util-linux curl openssl"
 
 missing=""
 for p in $PKGS; do
