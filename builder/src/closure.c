@@ -207,7 +207,8 @@ static int install_host_path(struct btree *t, const char *abs, const char *where
         if (!restarted)
             break;
     }
-    return dlc_error_set(err, ELOOP, "%s: %s: too many levels of symbolic links", where, abs);
+    dlc_error_set(err, ELOOP, "%s: %s: too many levels of symbolic links", where, abs);
+    return -1; /* spelt out: *ret_real is set on every path that returns 0 */
 }
 
 /* ---- finding libraries ------------------------------------------------------------------ */
@@ -312,9 +313,11 @@ static int find_library(struct bresolver *r, const struct object *o, const struc
                         struct dlc_error **err)
 {
     if (strchr(name, '/') != NULL) {
-        if (name[0] != '/')
-            return dlc_error_set(err, EINVAL, "%s: %s needs '%s', a relative path", where,
-                                 o->host_real, name);
+        if (name[0] != '/') {
+            dlc_error_set(err, EINVAL, "%s: %s needs '%s', a relative path", where,
+                          o->host_real ? o->host_real : "a library", name);
+            return -1;
+        }
         f->host = xstrdup(name);
         f->image = xstrdup(name);
         f->replicate = true;
@@ -350,7 +353,7 @@ static int install_found(struct bresolver *r, struct btree *t, struct found *f,
 {
     _cleanup_free_ char *host_real = NULL, *image_real = NULL;
     if (f->replicate) {
-        if (install_host_path(t, f->host, where, &host_real, err) < 0)
+        if (install_host_path(t, f->host, where, &host_real, err) < 0 || host_real == NULL)
             return -1;
         image_real = xstrdup(host_real);
     } else {

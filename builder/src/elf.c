@@ -40,7 +40,8 @@ void belf_free(struct belf *e)
 
 static int bad(const struct efile *f, struct dlc_error **err, const char *why)
 {
-    return dlc_error_set(err, EINVAL, "%s: malformed ELF: %s", f->path, why);
+    dlc_error_set(err, EINVAL, "%s: malformed ELF: %s", f->path, why);
+    return -1;
 }
 
 static int rd(const struct efile *f, uint64_t off, void *buf, size_t len, const char *what,

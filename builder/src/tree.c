@@ -52,6 +52,7 @@ struct btree *btree_new(void)
 {
     struct btree *t = xcalloc(1, sizeof(*t));
     t->cap = 64;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     t->slots = xcalloc(t->cap, sizeof(*t->slots));
     return t;
 }
@@ -109,6 +110,7 @@ static void grow(struct btree *t)
     size_t old_cap = t->cap;
     if ((t->n + 1) * 2 > t->cap)
         t->cap *= 2;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     t->slots = xcalloc(t->cap, sizeof(*t->slots));
     t->tombs = 0;
     for (size_t i = 0; i < old_cap; i++) {
@@ -305,12 +307,13 @@ static int cmp_nodes(const void *pa, const void *pb)
 
 struct bnode **btree_sorted(const struct btree *t, size_t *ret_n)
 {
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     struct bnode **v = xcalloc(t->n ? t->n : 1, sizeof(*v));
     size_t k = 0;
     for (size_t i = 0; i < t->cap; i++)
         if (t->slots[i] != NULL && t->slots[i] != TOMB)
             v[k++] = t->slots[i];
-    qsort(v, k, sizeof(*v), cmp_nodes);
+    qsort(v, k, sizeof(*v), cmp_nodes); /* NOLINT(bugprone-sizeof-expression): pointers */
     *ret_n = k;
     return v;
 }

@@ -129,7 +129,8 @@ static size_t make_cache(unsigned char *buf, const char *const (*e)[2], const ui
                          size_t n)
 {
     memset(buf, 0, 4096);
-    memcpy(buf, "glibc-ld.so.cache1.1", 20);
+    static const char magic[] = "glibc-ld.so.cache1.1"; /* 20 bytes, no NUL in the file */
+    memcpy(buf, magic, sizeof(magic) - 1);
     put32(buf + 20, (uint32_t)n);
     size_t str = 48 + n * 24;
     for (size_t i = 0; i < n; i++) {
