@@ -163,7 +163,7 @@ static size_t on_write(char *buf, size_t size, size_t n, void *ud)
 static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 {
     struct xfer *x = ud;
-    const struct rbody *b = x->rq->body;
+    struct rbody *b = x->rq->body;
     size_t want = size * n;
     uint64_t total = b->fd >= 0 ? b->size : b->len;
     if (x->body_pos >= total)
@@ -178,10 +178,26 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
     } else {
         memcpy(buf, (const char *)b->data + x->body_pos, want);
     }
-    if (b->dig)
-        oci_digester_update(b->dig, buf, want);
+    uint64_t at = (b->fd >= 0 ? b->offset : 0) + x->body_pos;
+    if (b->dig && at + want > b->hashed) {
+        size_t skip = b->hashed > at ? (size_t)(b->hashed - at) : 0;
+        oci_digester_update(b->dig, buf + skip, want - skip);
+        b->hashed = at + want;
+    }
     x->body_pos += want;
     return want;
+}
+
+/* curl rewinds the body when it resends a request on a fresh connection. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    struct xfer *x = ud;
+    const struct rbody *b = x->rq->body;
+    uint64_t total = b->fd >= 0 ? b->size : b->len;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > total)
+        return CURL_SEEKFUNC_CANTSEEK;
+    x->body_pos = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -241,6 +257,8 @@ static void setup_method(CURL *e, const struct rrequest *rq, struct xfer *x)
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, size);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, b ? on_read : NULL);
         curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, b ? on_seek : NULL);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
         curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20);
     }
     if (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "HEAD") == 0)

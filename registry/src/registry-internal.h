@@ -298,7 +298,8 @@ struct rbody {
     int fd; /* or a file range (fd >= 0) */
     uint64_t offset;
     uint64_t size;
-    struct oci_digester *dig; /* fed what is sent, when not NULL */
+    struct oci_digester *dig; /* fed what is sent, when not NULL ... */
+    uint64_t hashed;          /* ... once: the file offset it has seen up to (curl rewinds) */
 };
 struct rsink {
     /* called with each chunk of a 2xx response body; <0 aborts the transfer */
@@ -312,7 +313,7 @@ struct rrequest {
     const char *method;
     const char *url;            /* absolute, or a path under the registry ("/v2/...") */
     const char *const *headers; /* NULL-terminated "Name: value" lines, may be NULL */
-    const struct rbody *body;   /* NULL: no body */
+    struct rbody *body;         /* NULL: no body */
     const struct rsink *sink;   /* NULL: the body is kept in rresp.body (up to body_max) */
     size_t body_max;
     const char *digest;     /* the blob this request is about, for progress */

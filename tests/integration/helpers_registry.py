@@ -9,7 +9,9 @@ import io
 import json
 import os
 import random
+import re
 import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -426,6 +428,80 @@ class TokenServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FlakyProxy:
+    """An HTTP proxy in front of a registry that fails the first attempt of every request
+    whose (method, path) matches `fail` with a 503, or by dropping the connection
+    (mode="drop"), so clients' retries show."""
+
+    def __init__(self, upstream, fail=lambda method, path: True, mode="503"):
+        self.upstream = upstream
+        self.fail = fail
+        self.mode = mode
+        self.port = free_port()
+        self.seen = set()
+        self.failed = []
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                path = self.path.split("?")[0]
+                # every upload session counts as one path, so a retry with a new one passes
+                key = (self.command, re.sub(r"/uploads/[0-9a-zA-Z-]+$", "/uploads/", path))
+                if key not in outer.seen and outer.fail(self.command, path):
+                    outer.seen.add(key)
+                    outer.failed.append(key)
+                    if outer.mode == "drop":
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                c = http.client.HTTPConnection(outer.upstream, timeout=60)
+                hdrs = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                c.request(self.command, self.path, body=body or None, headers=hdrs)
+                r = c.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding",
+                                         "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", r.getheader("Content-Length") or
+                                 str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                c.close()
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

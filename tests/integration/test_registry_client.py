@@ -7,8 +7,8 @@ import re
 import stat
 
 from conftest import Dlc
-from helpers_registry import (MT_INDEX, MT_MANIFEST, DockerRegistry, Layout, RegistryServer,
-                              TokenServer, fixture_layout, gzip_layer, make_cert, make_htpasswd,
+from helpers_registry import (MT_INDEX, MT_MANIFEST, DockerRegistry, FlakyProxy, Layout,
+                              RegistryServer, TokenServer, fixture_layout, gzip_layer, make_cert, make_htpasswd,
                               sha256, skopeo, to_store)
 from helpers_registry import docker_registry, fixture_image, registry  # noqa: F401
 
@@ -279,3 +279,21 @@ def test_push_index_pull_platform(tmp_path, dlc, registry):  # noqa: F811
     fresh = Dlc(tmp_path / "fresh")
     fresh("pull", ref)
     assert store_digest(fresh, ref) == mine
+
+
+def test_retries_on_5xx_and_dropped_connections(tmp_path, dlc, registry, fixture_image):  # noqa
+    layout, tag, digest = fixture_image
+    to_store(layout, tag, dlc, "fixture:v1")
+    blob_ops = lambda method, path: "/blobs/" in path or "/manifests/" in path  # noqa: E731
+    for mode in ("503", "drop"):
+        proxy = FlakyProxy(registry.host, blob_ops, mode).start()
+        try:
+            ref = f"{proxy.host}/flaky/{mode}:v1"
+            dlc("push", "fixture:v1", ref)
+            fresh = Dlc(tmp_path / f"fresh-{mode}")
+            fresh("pull", ref)
+            assert store_digest(fresh, ref) == digest
+            methods = {m for m, _ in proxy.failed}
+            assert {"HEAD", "PUT", "GET"} <= methods, proxy.failed
+        finally:
+            proxy.stop()
