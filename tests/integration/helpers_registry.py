@@ -234,6 +234,16 @@ class RegistryServer:
     def log_text(self):
         return self.log.read_text(errors="replace")
 
+    def wait_log(self, pattern, count=1, timeout=5):
+        """The log once pattern (a regex) matches count times: a request's line is written
+        when MHD has sent the response, which may be after the client moved on."""
+        deadline = time.time() + timeout
+        while True:
+            text = self.log_text()
+            if len(re.findall(pattern, text)) >= count or time.time() > deadline:
+                return text
+            time.sleep(0.02)
+
 
 class DockerRegistry:
     """Debian's docker-registry (distribution 2.8.2) on loopback with a temp config

@@ -93,15 +93,15 @@ def test_push_mounts_from_another_repository(dlc, registry, fixture_image):  # n
     dlc("push", "fixture:v1", f"{registry.host}/a/img:v1")
     p = dlc("push", "fixture:v1", f"{registry.host}/b/img:v1")
     assert summary(p) == (4, 0, 0, 4)
-    assert len(re.findall(r'"POST /v2/b/img/blobs/uploads/\?mount=sha256:[0-9a-f]{64}&from=a/img" '
-                          r'201', registry.log_text())) == 4
+    mount = r'"POST /v2/b/img/blobs/uploads/\?mount=sha256:[0-9a-f]{64}&from=a/img" 201'
+    assert len(re.findall(mount, registry.wait_log(mount, 4))) == 4
 
 
 def test_chunked_upload(tmp_path, dlc, registry):  # noqa: F811
     lay, digest = fixture_layout(tmp_path / "big", "v1", n_layers=1, size=300_000)
     to_store(lay.path, "v1", dlc, "big:v1")
     dlc("push", "--chunk-size", "64k", "big:v1", f"{registry.host}/chunky:v1")
-    log = registry.log_text()
+    log = registry.wait_log(r'"PUT /v2/chunky/manifests/v1" 201')
     patches = re.findall(r'"PATCH /v2/chunky/blobs/uploads/[0-9a-f]{32}" 202', log)
     assert len(patches) >= 4, log
     fresh = Dlc(tmp_path / "fresh")
@@ -246,7 +246,8 @@ def test_tls_registry(tmp_path, dlc, fixture_image):  # noqa: F811
         fresh = Dlc(tmp_path / "fresh")
         fresh("pull", "--insecure", ref)
         assert store_digest(fresh, ref) == digest
-        assert '"GET /v2/tls/img/manifests/v1" 200' in srv.log_text()
+        assert '"GET /v2/tls/img/manifests/v1" 200' in srv.wait_log(
+            r'"GET /v2/tls/img/manifests/v1" 200')
     finally:
         assert srv.stop() == 0
 
@@ -273,7 +274,7 @@ def test_push_index_pull_platform(tmp_path, dlc, registry):  # noqa: F811
     ref = f"{registry.host}/multi:1"
     p = dlc("push", "multi:1", ref)
     assert d in p.stdout and summary(p)[0] == 4
-    log = registry.log_text()
+    log = registry.wait_log(r'"PUT /v2/multi/manifests/1" 201')
     assert log.index(f'"PUT /v2/multi/manifests/{other}" 201') < \
         log.index('"PUT /v2/multi/manifests/1" 201')
     fresh = Dlc(tmp_path / "fresh")

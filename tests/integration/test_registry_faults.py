@@ -165,7 +165,7 @@ def test_basic_auth(tmp_path):
         assert status == 401
         assert http_request(srv.host, "GET", "/v2/", auth=("alice", "s3cret"))[0] == 200
         assert http_request(srv.host, "GET", "/v2/_catalog", auth=("alice", "s3cret"))[0] == 200
-        log = srv.log_text()
+        log = srv.wait_log(r'"GET /v2/_catalog" 200')
         assert ' - alice [' in log and '"GET /v2/_catalog" 200' in log
     finally:
         assert srv.stop() == 0

@@ -22,7 +22,7 @@ def test_skopeo_roundtrip_identical(tmp_path, registry, fixture_image):  # noqa:
     assert sha256(raw) == digest
     assert raw == (src_layout / "blobs/sha256" / digest[7:]).read_bytes()
     # the access log shows skopeo's streamed PATCH uploads
-    log = registry.log_text()
+    log = registry.wait_log(r'"PUT /v2/fixtures/image/manifests/v1" 201')
     assert '"PATCH /v2/fixtures/image/blobs/uploads/' in log
     assert '"PUT /v2/fixtures/image/manifests/v1" 201' in log
 
@@ -53,8 +53,8 @@ def test_skopeo_cross_repository_mount(tmp_path, registry, fixture_image):  # no
     for repo in ("one", "two"):
         skopeo("copy", "--dest-tls-verify=false", f"oci:{src_layout}:{tag}",
                f"docker://{registry.host}/mount/{repo}:{tag}")
-    mounts = re.findall(r'"POST /v2/mount/two/blobs/uploads/\?from=mount%2Fone&mount=sha256%3A'
-                        r'[0-9a-f]{64}" 201', registry.log_text())
+    mount = r'"POST /v2/mount/two/blobs/uploads/\?from=mount%2Fone&mount=sha256%3A[0-9a-f]{64}" 201'
+    mounts = re.findall(mount, registry.wait_log(mount, 3))
     assert len(mounts) == 3  # the layers; skopeo uploads the config
     raw = skopeo("inspect", "--raw", "--tls-verify=false",
                  f"docker://{registry.host}/mount/two:{tag}").stdout.encode()
