@@ -71,7 +71,7 @@ $(OPENCL_TESTS): $(BUILD)/tests/unit/runtime/%: tests/unit/runtime/%.c $(RUNTIME
 		$(ALL_CFLAGS) -o $@ $< $(RUNTIME_GPU_LIB) $(common_LIB) $(ALL_LDFLAGS) \
 		$(RUNTIME_GPU_LDLIBS) -lcmocka -lm
 
-# make bench-gpu: see bench/gpu/README.md.
+# make bench-gpu: SGEMM and training on the OpenCL device beside OpenBLAS (bench/gpu/run.sh).
 BENCH_GPU := $(BUILD)/bench/gpu/bench_gpu
 $(BENCH_GPU): bench/gpu/bench_gpu.c $(RUNTIME_GPU_LIB) $(common_LIB)
 	@mkdir -p $(@D)

@@ -29,21 +29,22 @@ static const struct ocl_gemm_params gpu_defaults = {
         .min_indirect = 384,
 };
 
-/* CPU devices (pocl): work-items become loop iterations of one thread, so fewer and
- * fatter ones; measured on pocl 3.1 (bench/gpu). */
+/* CPU devices (pocl): work-items become iterations of loops in one thread, so few and fat
+ * ones do best; measured on pocl 3.1 with bench/gpu (8 x 8 work-items per group: 2 to 10
+ * times slower than these). */
 static const struct ocl_gemm_params cpu_defaults = {
-        .mwg = 64,
+        .mwg = 32,
         .nwg = 64,
         .kwg = 16,
-        .mdimc = 8,
-        .ndimc = 8,
+        .mdimc = 2,
+        .ndimc = 4,
         .vwm = 4,
         .vwn = 4,
         .wgd = 32,
-        .mdimcd = 8,
-        .ndimcd = 8,
+        .mdimcd = 4,
+        .ndimcd = 4,
         .kwgd = 16,
-        .min_indirect = 128,
+        .min_indirect = 256,
 };
 
 static const struct {
