@@ -253,3 +253,25 @@ def test_sigint_with_open_connections_is_clean(tmp_path):
     s.close()
     assert "Interrupt, shutting down" in srv.log_text()
     assert os.listdir(tmp_path / "reg/_uploads") == []
+
+
+def test_connection_limit_and_idle_timeout(tmp_path):
+    srv = RegistryServer(tmp_path / "reg", "--max-connections", "2", "--timeout", "1").start()
+    try:
+        time.sleep(1.5)  # the readiness probe's connection has timed out by now
+        held = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2)]
+        time.sleep(0.2)
+        try:
+            status = http_request(srv.host, "GET", "/v2/", timeout=2)[0]
+        except OSError:
+            status = None
+        assert status is None  # a third connection is refused
+        # idle connections are closed after --timeout
+        time.sleep(2)
+        for s in held:
+            s.settimeout(2)
+            assert s.recv(1) == b""
+            s.close()
+        assert http_request(srv.host, "GET", "/v2/")[0] == 200
+    finally:
+        assert srv.stop() == 0
