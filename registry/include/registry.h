@@ -10,7 +10,7 @@
  *     struct registry_server *srv = NULL;
  *     if (registry_server_start(&o, &srv, &err) < 0) ...
  *     ... wait for SIGTERM ...
- *     registry_server_stop(srv);     // finishes in-flight requests, drops upload sessions
+ *     registry_server_stop(srv);     // closes connections, drops upload sessions
  *
  * Usage (client):
  *
@@ -57,7 +57,8 @@ int registry_server_start(const struct registry_server_options *o, struct regist
                           struct dlc_error **err);
 /* The bound port (useful with port 0). */
 unsigned registry_server_port(const struct registry_server *s);
-/* Stops accepting, closes connections, discards upload sessions, frees s. NULL-safe. */
+/* Stops accepting, closes open connections (a request in flight is cut off; an upload in
+ * progress leaves nothing behind), discards upload sessions, frees s. NULL-safe. */
 void registry_server_stop(struct registry_server *s);
 
 struct registry_gc_stats {
