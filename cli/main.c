@@ -96,8 +96,28 @@ static const struct cli_command commands[] = {
         {"train", cmd_train,
          "dlc train [OPTIONS] IMAGE --channel NAME=DIR --output DIR [--hp K=V...]",
          "Run a SageMaker-style training job and pack model.tar.gz", NULL},
-        {"serve", cmd_serve, "dlc serve [OPTIONS] IMAGE --model-dir DIR|--model FILE.tar.gz",
-         "Serve a model over SageMaker's /ping and /invocations", NULL},
+        {"serve", cmd_serve,
+         "dlc serve [OPTIONS] IMAGE --model-dir DIR|--model FILE.tar.gz [ARG...]",
+         "Serve a model over SageMaker's /ping and /invocations",
+         "Runs IMAGE's `serve` in a container with its own network, the model at\n"
+         "/opt/ml/model (read-only), publishes its port, prints the URL once GET /ping\n"
+         "answers 200 and follows the server's log; Ctrl-C or SIGTERM stops and removes it.\n\n"
+         "Options:\n"
+         "  --model-dir DIR         the model: model.json + model.safetensors\n"
+         "  --model FILE.tar.gz     the model as `dlc train` packs it (unpacked on the host)\n"
+         "  -p, --publish [ADDR:]HOSTPORT:CONTAINERPORT\n"
+         "                          publish a port (default 127.0.0.1:8080:8080; ADDR\n"
+         "                          127.0.0.1 unless given; HOSTPORT 0 picks a free one)\n"
+         "  --startup-timeout S     give up when /ping is not 200 after S seconds (60),\n"
+         "                          showing the container's last log lines\n"
+         "  -e, --env K=V           environment (SAGEMAKER_MAX_PAYLOAD_IN_MB, ...)\n"
+         "  --env-file FILE         K=V lines\n"
+         "  --name NAME             name the container\n"
+         "  -m, --memory SIZE       memory limit\n"
+         "  --cpus N                CPU limit\n"
+         "  --stop-timeout S        seconds between SIGTERM and SIGKILL when stopping (10)\n"
+         "  --gpus, --device, --driver-root   GPUs, as for dlc run\n"
+         "  --root DIR              store root\n"},
         {"ps", cmd_ps, "dlc ps [-a]", "List containers", NULL},
         {"logs", cmd_logs, "dlc logs [-f] CONTAINER", "Print a container's output", NULL},
         {"stop", cmd_stop, "dlc stop [-t SECONDS] CONTAINER...", "Stop running containers", NULL},

@@ -379,4 +379,19 @@ size_t runner_ports_connections(const struct runner_ports *p);
 void runner_ports_free(struct runner_ports *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct runner_ports *, runner_ports_free)
 
+/* ---- serving helpers (runner/src/serve.c, issue 8: `dlc serve`) ----------------------- */
+
+/* Unpacks a model.tar.gz (as `dlc train` writes it) into a new directory under $TMPDIR
+ * (mode 0755, returned; the caller removes it), refusing entries that would leave it.
+ * EINVAL when it holds no model.json at its top. */
+int runner_model_unpack(const char *tarball, char **ret_dir, struct dlc_error **err);
+/* GET path from "ADDR:PORT" (as runner_ports_host() writes it) over HTTP/1.0 within
+ * timeout_ms: *ret_status is the status code, or 0 when the connection closed without an
+ * answer (nothing listens behind a published port yet). */
+int runner_http_status(const char *host_port, const char *path, int timeout_ms, int *ret_status,
+                       struct dlc_error **err);
+/* The last lines of a detached container's log (caller frees). */
+int runner_log_tail(const char *root, const char *id, size_t lines, char **ret,
+                    struct dlc_error **err);
+
 #endif
