@@ -663,7 +663,7 @@ static bool read_report(int fd, int timeout_s, struct dlc_strbuf *out)
     }
 }
 
-/* The end of what the driver printed, on one line. */
+/* The end of what the driver printed, its lines joined with "; ". */
 static char *output_tail(int fd)
 {
     off_t size = lseek(fd, 0, SEEK_END);
@@ -673,10 +673,14 @@ static char *output_tail(int fd)
     char buf[STDERR_TAIL + 1];
     ssize_t n = pread(fd, buf, (size_t)(size - from), from);
     buf[n > 0 ? n : 0] = '\0';
-    for (char *p = buf; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = *(p + 1) ? ';' : ' ';
-    return xstrdup(buf);
+    _cleanup_strbuf_ struct dlc_strbuf sb = DLC_STRBUF_INIT;
+    for (char *line = buf; *line != '\0';) {
+        size_t len = strcspn(line, "\r\n");
+        if (len > 0)
+            dlc_strbuf_appendf(&sb, "%s%.*s", sb.len ? "; " : "", (int)len, line);
+        line += len + (line[len] != '\0');
+    }
+    return dlc_strbuf_detach(&sb, NULL);
 }
 
 static int child_verdict(int status, const char *report, int log_fd, struct dlc_error **err)
