@@ -315,17 +315,6 @@ static void ocl_free(struct tensor_backend *be, void *mem)
     tensor__ocl_buf_free(ocl_ctx(be), mem);
 }
 
-/* A read-only copy on the device (data sets: gathered from on the device each batch). A
- * CPU-type device uses the host memory itself. */
-static void *ocl_wrap(struct tensor_backend *be, float *host, size_t bytes, struct dlc_error **err)
-{
-    struct ocl_ctx *c = ocl_ctx(be);
-    cl_mem_flags f = CL_MEM_READ_ONLY;
-    f |= c->info.type & CL_DEVICE_TYPE_CPU && bytes % 4 == 0 ? CL_MEM_USE_HOST_PTR
-                                                             : CL_MEM_COPY_HOST_PTR;
-    return buf_create(c, bytes, f, host, "copy data to the device", err);
-}
-
 static int ocl_upload(struct tensor_backend *be, const struct tensor *dst, const float *src,
                       struct dlc_error **err)
 {
@@ -490,9 +479,11 @@ static int ocl_adam_step(struct tensor_backend *be, struct tensor *w, const stru
                      OCL_FLOAT(1.0f - a->beta_2), OCL_FLOAT(a->epsilon), OCL_INT(n));
 }
 
+/* No wrap: a device needs its own copy of the data anyway, and callers never free what wrap
+ * returns (on the CPU it is their own memory), so alloc + upload it is. */
 #    define OCL_OPS_COMMON                                                                      \
         .name = "opencl", .fini = ocl_fini, .describe = ocl_describe, .supports = ocl_supports, \
-        .alloc = ocl_alloc, .free = ocl_free, .wrap = ocl_wrap, .upload = ocl_upload,           \
+        .alloc = ocl_alloc, .free = ocl_free, .wrap = NULL, .upload = ocl_upload,               \
         .download = ocl_download, .sync = ocl_sync, .gather = ocl_gather,                       \
         .gemm = tensor__ocl_gemm, .bias_act = ocl_bias_act, .act_backward = ocl_act_backward,   \
         .sum_rows = ocl_sum_rows, .loss = ocl_loss, .dropout = ocl_dropout, .mul = ocl_mul,     \
