@@ -324,6 +324,8 @@ static CURLcode perform_once(struct rclient *c, const struct rrequest *rq, struc
     curl_easy_cleanup(e);
     curl_slist_free_all(h);
     *sink_error = x.sink_error;
+    for (size_t n = strlen(errbuf); n > 0 && (errbuf[n - 1] == ' ' || errbuf[n - 1] == '\n');)
+        errbuf[--n] = '\0';
     return rc;
 }
 
@@ -484,7 +486,8 @@ static int probe(struct rclient *c, struct dlc_error **err)
                                  "SSL_CERT_FILE at its CA)",
                                  https_err->msg);
         if (!c->plain_http_ok)
-            return dlc_error_move(err, &https_err);
+            return dlc_error_set(err, https_err->code,
+                                 "%s (for a plain-HTTP registry use --insecure)", https_err->msg);
         free(c->base);
         c->base = xasprintf("http://%s", c->registry);
         rq.no_retry = false;
