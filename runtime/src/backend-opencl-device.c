@@ -339,6 +339,18 @@ static cl_device_id *get_devices(cl_platform_id p, cl_uint *ret_n)
     return d;
 }
 
+bool tensor__ocl_env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    bool on = false;
+    struct dlc_error *e = NULL;
+    if (v != NULL && *v != '\0' && dlc_parse_bool(v, name, &on, &e) < 0) {
+        dlc_warn("%s, ignoring", e->msg);
+        dlc_error_free(&e);
+    }
+    return on;
+}
+
 /* Lower is better; -1: not acceptable. */
 static int type_rank(cl_device_type t, bool gpu_only)
 {
@@ -346,15 +358,7 @@ static int type_rank(cl_device_type t, bool gpu_only)
         return 0;
     if (t & CL_DEVICE_TYPE_ACCELERATOR)
         return 1;
-    bool allow_cpu = !gpu_only;
-    const char *env = getenv("DLC_OPENCL_ALLOW_CPU");
-    struct dlc_error *e = NULL;
-    if (gpu_only && env != NULL && *env != '\0' &&
-        dlc_parse_bool(env, "DLC_OPENCL_ALLOW_CPU", &allow_cpu, &e) < 0) {
-        dlc_warn("%s, ignoring", e->msg);
-        dlc_error_free(&e);
-    }
-    if (!allow_cpu)
+    if (gpu_only && !tensor__ocl_env_flag("DLC_OPENCL_ALLOW_CPU"))
         return -1;
     return t & CL_DEVICE_TYPE_CPU ? 2 : 3;
 }

@@ -219,7 +219,8 @@ static void enum_options(struct dlc_strbuf *o)
 static int build_program(struct ocl_ctx *c, struct dlc_error **err)
 {
     _cleanup_strbuf_ struct dlc_strbuf opts = DLC_STRBUF_INIT;
-    if (c->info.fp64)
+    /* DLC_OPENCL_NO_FP64=1 builds what a device without doubles gets (for tests). */
+    if (c->info.fp64 && !tensor__ocl_env_flag("DLC_OPENCL_NO_FP64"))
         dlc_strbuf_append(&opts, " -DTENSOR_FP64");
     if (c->info.exact_div_sqrt)
         dlc_strbuf_append(&opts, " -cl-fp32-correctly-rounded-divide-sqrt");

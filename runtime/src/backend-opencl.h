@@ -117,6 +117,8 @@ int tensor__ocl_build(struct ocl_ctx *c, const char *src, size_t len, const char
  * process down) the first time OpenCL is used in this process, in-process afterwards.
  * "self-test" stage (EIO); errors of the child's earlier stages come back as they are. */
 int tensor__ocl_selftest(bool gpu_only, struct dlc_error **err);
+/* Whether the environment variable name is set to a true value ("1", "yes", ...). */
+bool tensor__ocl_env_flag(const char *name);
 /* Marks that this process has called into OpenCL (no self-test child may fork after). */
 void tensor__ocl_mark_used(void);
 /* Appends every ICD file, platform and device (name, type, memory, compute units, driver

@@ -5,7 +5,11 @@
  * ever travel back to the host. */
 #pragma OPENCL FP_CONTRACT OFF
 
-#define KERAS_EPSILON ((real)1e-7)
+#ifdef TENSOR_FP64
+#    define KERAS_EPSILON 1e-7
+#else
+#    define KERAS_EPSILON 1e-7f /* no double literals where doubles do not exist */
+#endif
 
 real clip_prob(const real p)
 {

@@ -316,6 +316,27 @@ static void test_opencl__losses_and_metrics_match_cpu(void **state)
     }
 }
 
+/* What a device without fp64 runs: the losses in float (same bound: the per-row values are
+ * rounded to float on both sides anyway, only the sums differ). */
+static void test_opencl__losses_without_fp64_match_cpu(void **state)
+{
+    (void)state;
+    struct dlc_error *err = NULL;
+    struct tensor_backend *fp64 = ocl, *fp32 = NULL;
+    setenv("DLC_OPENCL_NO_FP64", "1", 1);
+    int r = tensor_backend_open("opencl", 0, &fp32, &err);
+    unsetenv("DLC_OPENCL_NO_FP64");
+    if (r < 0)
+        fail_msg("%s", err->msg);
+    ocl = fp32;
+    for (int l = 0; l < _TENSOR_LOSS_MAX; l++)
+        for (int v = 0; v < 4; v++)
+            loss_case((enum tensor_loss)l, (v & 1) && l != TENSOR_LOSS_MSE && l != TENSOR_LOSS_MAE,
+                      v & 2, 100, 7);
+    ocl = fp64;
+    tensor_backend_close(fp32);
+}
+
 /* ---- bit-exact ops ------------------------------------------------------------------- */
 
 static void test_opencl__dropout_and_mul_are_bit_exact(void **state)
@@ -587,6 +608,7 @@ int main(void)
             cmocka_unit_test(test_opencl__act_backward_matches_cpu),
             cmocka_unit_test(test_opencl__sum_rows_matches_cpu),
             cmocka_unit_test(test_opencl__losses_and_metrics_match_cpu),
+            cmocka_unit_test(test_opencl__losses_without_fp64_match_cpu),
             cmocka_unit_test(test_opencl__dropout_and_mul_are_bit_exact),
             cmocka_unit_test(test_opencl__gather_is_exact_and_checks_rows),
             cmocka_unit_test(test_opencl__optimizer_steps_are_bit_exact),
