@@ -4,11 +4,13 @@
  * process, so between fork and _exit it makes system calls only. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -132,14 +134,42 @@ static int recv_reply(int sock, struct dial_reply *rep, int *ret_fd)
     return n == (ssize_t)sizeof(*rep) ? 0 : -EPROTO;
 }
 
-/* The container's user namespace when it is not ours (rootless), else -1. */
-static int open_userns(pid_t pid, struct dlc_error **err)
+/* The container's network namespace: the runner's fd when it has one, else opened through
+ * /proc. The init of a container is not dumpable, so without CAP_SYS_PTRACE (rootless)
+ * its /proc/PID/ns links cannot be opened; its command's, a child of it, can. */
+static int open_netns(pid_t pid, int given, struct dlc_error **err)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+    if (given >= 0) {
+        int fd = fcntl(given, F_DUPFD_CLOEXEC, 3);
+        return fd >= 0 ? fd : dlc_error_set_errno(err, errno, "dup the network namespace fd");
+    }
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 || (errno != EACCES && errno != EPERM))
+        return fd >= 0 ? fd : dlc_error_set_errno(err, errno, "open %s", path);
+    char children[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    _cleanup_close_ int cfd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = cfd >= 0 ? read(cfd, children, sizeof(children) - 1) : -1;
+    int child = 0;
+    if (n <= 0 || sscanf(children, "%d", &child) != 1)
+        return dlc_error_set(err, EACCES,
+                             "open /proc/%d/ns/net: permission denied, and the "
+                             "container has no command process to look through",
+                             (int)pid);
+    snprintf(path, sizeof(path), "/proc/%d/ns/net", child);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? fd : dlc_error_set_errno(err, errno, "open %s", path);
+}
+
+/* The user namespace owning netns when it is not ours (rootless: the container's), -2 when
+ * it is ours, -1 on error. NS_GET_USERNS needs no access to the container's processes. */
+static int owning_userns(int netns, struct dlc_error **err)
+{
+    int fd = ioctl(netns, NS_GET_USERNS);
     if (fd < 0)
-        return dlc_error_set_errno(err, errno, "open %s", path);
+        return dlc_error_set_errno(err, errno, "find the network namespace's user namespace");
     struct stat theirs, ours;
     if (fstat(fd, &theirs) < 0 || stat("/proc/self/ns/user", &ours) < 0) {
         int e = errno;
@@ -171,24 +201,21 @@ static int wait_ready(struct publish_dialer *d, struct dlc_error **err)
 int publish_dialer_start(struct publish_dialer *d, pid_t pid, int netns_fd, struct dlc_error **err)
 {
     DLC_ASSERT(d->pid == 0);
-    int userns = open_userns(pid, err);
+    _cleanup_close_ int netns = open_netns(pid, netns_fd, err);
+    if (netns < 0)
+        return -1;
+    _cleanup_close_ int userns = owning_userns(netns, err);
     if (userns == -1)
         return -1;
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        int e = errno;
-        if (userns >= 0)
-            close(userns);
-        return dlc_error_set_errno(err, e, "socketpair");
-    }
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return dlc_error_set_errno(err, errno, "socketpair");
     pid_t parent = getpid();
     pid_t child = fork();
     if (child == 0)
-        helper_main(sv[1], userns >= 0 ? userns : -1, netns_fd, parent);
+        helper_main(sv[1], userns >= 0 ? userns : -1, netns, parent);
     int e = errno;
     close(sv[1]);
-    if (userns >= 0)
-        close(userns);
     if (child < 0) {
         close(sv[0]);
         return dlc_error_set_errno(err, e, "fork the namespace helper");

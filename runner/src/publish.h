@@ -23,8 +23,9 @@ struct publish_dialer {
 };
 
 void publish_dialer_init(struct publish_dialer *d);
-/* Forks the helper into the namespaces of the container whose init is pid (host view) and
- * whose network namespace is netns_fd. EPERM/ENOENT naming the step on failure. */
+/* Forks the helper into the namespaces of the container whose init is pid (host view): its
+ * network namespace netns_fd (or, when -1, found through /proc) and the user namespace
+ * owning that, when it is not ours. EPERM/EACCES/ENOENT naming the step on failure. */
 int publish_dialer_start(struct publish_dialer *d, pid_t pid, int netns_fd, struct dlc_error **err);
 /* A nonblocking TCP socket connecting (connect may still be in progress) to
  * 127.0.0.1:port in the container. Thread-safe. */

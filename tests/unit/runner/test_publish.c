@@ -240,6 +240,30 @@ static void test_publish__refused_inside_closes_the_client(void **state)
     close(c);
 }
 
+static void test_publish__finds_the_namespace_through_proc(void **state)
+{
+    struct netns_fixture *f = *state;
+    struct dlc_error *err = NULL;
+    struct publish_dialer d;
+    publish_dialer_init(&d);
+    if (publish_dialer_start(&d, f->pid, -1, &err) < 0)
+        fail_msg("%s", err->msg);
+    int c = connect_host(f);
+    int host = accept4(f->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int up = -1;
+    if (publish_dialer_dial(&d, f->port, &up, &err) < 0 ||
+        publish_relay_add(f->relay, host, up, &err) < 0)
+        fail_msg("%s", err->msg);
+    assert_int_equal(write(c, "x", 1), 1);
+    shutdown(c, SHUT_WR);
+    char *got = read_all(c);
+    assert_string_equal(got, "echo:x");
+    free(got);
+    close(c);
+    publish_dialer_stop(&d);
+    pthread_mutex_destroy(&d.lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +272,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_publish__relays_into_the_namespace, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_publish__refused_inside_closes_the_client, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_publish__finds_the_namespace_through_proc, setup,
                                             teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
