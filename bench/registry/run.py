@@ -6,7 +6,8 @@ A random-layer image (default 512 MiB in 4 uncompressed tar layers) is copied by
 into each registry and pulled back into a fresh layout, then pushed and pulled with
 `dlc push` / `dlc pull`. Every round starts both registries with empty storage on new ports
 (so no client can skip or mount a blob) and the median of the rounds is reported as MB/s
-and as the ratio dlc/docker-registry (higher is better for dlc).
+and as the ratio dlc/docker-registry (higher is better for dlc). The two registries take turns
+going first.
 
 Usage: run.py [--dlc build/dlc] [--size-mib 512] [--layers 4] [--rounds 3] [--json FILE]
 """
@@ -57,11 +58,13 @@ def make_image(tmp, size_mib, layers):
     return lay.path, lay.add_manifest("bench", descs, diff_ids)
 
 
-def one_round(dlc, layout, tmp, skopeo, store):
+def one_round(dlc, layout, tmp, skopeo, store, ours_first):
     res = {}
-    servers = {"dlc": lambda: RegistryServer(tmp / "ours", "--access-log", "none").start(),
-               "docker-registry": lambda: DockerRegistry(tmp / "theirs").start()}
-    for name, start in servers.items():
+    servers = [("dlc", lambda: RegistryServer(tmp / "ours", "--access-log", "none").start()),
+               ("docker-registry", lambda: DockerRegistry(tmp / "theirs").start())]
+    if not ours_first:  # alternate, so neither always runs on a warmer or busier machine
+        servers.reverse()
+    for name, start in servers:
         srv = start()
         try:
             ref = f"docker://{srv.host}/bench/image:1"
@@ -107,7 +110,8 @@ def main():
         for i in range(a.rounds):
             # skopeo keeps a blob-info cache; fresh registries on new ports defeat it
             (tmp / f"r{i}").mkdir()
-            rounds.append(one_round(a.dlc, layout, tmp / f"r{i}", skopeo, tmp / "store"))
+            rounds.append(one_round(a.dlc, layout, tmp / f"r{i}", skopeo, tmp / "store",
+                                    i % 2 == 0))
     mb = a.size_mib * (1 << 20) / 1e6
     ops = ["skopeo push", "skopeo pull", "dlc push", "dlc pull"]
     table = {}
