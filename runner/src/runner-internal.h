@@ -73,6 +73,181 @@ int runner_sm_write_config(const struct runner_sagemaker *sm, const char *dir, c
 char **runner_sm_env(const struct runner_sagemaker *sm, char *const *env, const char *nic,
                      int num_cpus);
 
+/* ---- caps.c --------------------------------------------------------------------------- */
+
+/* The highest capability this kernel knows. */
+int runner_cap_last(void);
+/* docker's default set, less --cap-drop, plus --cap-add (EINVAL for unknown names). */
+int runner_caps_compute(const struct runner_spec *spec, uint64_t *ret, struct dlc_error **err);
+/* "CAP_CHOWN", ... for the set. Caller frees. */
+char **runner_caps_names(uint64_t caps);
+/* Drops everything outside caps from the bounding set, clears ambient capabilities. */
+int runner_caps_drop_bounding(uint64_t caps, struct dlc_error **err);
+/* Permitted and effective: caps for uid 0, none for other users; inheritable: none. */
+int runner_caps_apply(uint64_t caps, uid_t uid, struct dlc_error **err);
+
+/* ---- seccomp.c ----------------------------------------------------------------------- */
+
+struct runner_bpf {
+    char *prog; /* struct sock_filter[] */
+    size_t len; /* bytes */
+};
+/* The compiled filter for caps (from the cache under root/cache/seccomp when there). */
+int runner_seccomp_prepare(const char *root, uint64_t caps, struct runner_bpf *ret,
+                           struct dlc_error **err);
+/* Installs it (no_new_privs must be set). -1 with errno. Async-signal-safe. */
+int runner_seccomp_load(const struct runner_bpf *bpf);
+void runner_bpf_release(struct runner_bpf *bpf);
+/* The profile as an OCI runtime-spec linux.seccomp object. */
+json_t *runner_seccomp_oci_json(uint64_t caps);
+
+/* ---- cgroups.c ---------------------------------------------------------------------- */
+
+enum { CG_MEMORY, CG_CPU, CG_PIDS, CG_MAX };
+
+struct runner_cgroup {
+    int version;         /* 0: none (no limits asked), 1 or 2 */
+    char *paths[CG_MAX]; /* v1: one directory per controller used; v2: paths[0] */
+};
+/* Creates the container's cgroup with spec's limits (nothing when there are none).
+ * ENOTSUP/EACCES with a hint when limits cannot be applied. */
+int runner_cgroup_create(const struct runner_spec *spec, const char *id, struct runner_cgroup *cg,
+                         struct dlc_error **err);
+int runner_cgroup_attach(const struct runner_cgroup *cg, pid_t pid, struct dlc_error **err);
+bool runner_cgroup_oom_killed(const struct runner_cgroup *cg);
+/* Kills leftovers, removes the directories, frees the paths. */
+void runner_cgroup_destroy(struct runner_cgroup *cg);
+
+/* ---- devcgroup.c (issue 7): the device cgroup ------------------------------------------ */
+
+struct runner_devcgroup {
+    int version;  /* 0: none (rootless), 1 or 2 */
+    char *path;   /* v1: the container's devices cgroup; v2: the cgroup the program is on */
+    bool own_dir; /* path was created here (attach the pid to it, remove it at the end) */
+    int prog_fd;  /* v2: the attached BPF program, -1 otherwise */
+};
+/* Allows the container docker's default devices and spec->devices only, before its init
+ * runs: call after runner_cgroup_create (cg may be version 0) and before the child goes
+ * on; attach its pid like runner_cgroup_attach; destroy after it ended. Nothing (an info
+ * line) when not real root. */
+int runner_devcgroup_create(const struct runner_spec *spec, const char *id,
+                            const struct runner_cgroup *cg, struct runner_devcgroup *dc,
+                            struct dlc_error **err);
+int runner_devcgroup_attach(const struct runner_devcgroup *dc, pid_t pid, struct dlc_error **err);
+void runner_devcgroup_destroy(struct runner_devcgroup *dc);
+/* The v2 program for spec, attached to the cgroup directory cgroup_fd (for tests). */
+int runner_devcgroup_bpf_attach(int cgroup_fd, const struct runner_spec *spec, int *ret_prog,
+                                struct dlc_error **err);
+
+/* ---- user.c ---------------------------------------------------------------------------- */
+
+#define RUNNER_MAX_GROUPS 64
+
+struct runner_user {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[RUNNER_MAX_GROUPS]; /* supplementary */
+    size_t n_groups;
+    char *home;
+    char *name; /* NULL for a uid without a passwd entry */
+};
+/* Resolves "name", "uid", "uid:gid", "name:group" against /etc/passwd and /etc/group of
+ * the current root (call after pivot_root). EINVAL for unknown names. */
+int runner_user_resolve(const char *spec, struct runner_user *u, struct dlc_error **err);
+void runner_user_release(struct runner_user *u);
+
+/* ---- the container being started: what the host prepares for the child ---------------- */
+
+struct container_config {
+    const struct runner_spec *spec;
+    char id[65];
+    const char *root; /* DLC_ROOT */
+    char *dir;        /* containers/<id> */
+    char *rootfs;     /* dir/rootfs: the overlay mount point */
+    char *upper, *work;
+    char **lowers;  /* layer directories, bottom first */
+    bool userns;    /* a new user namespace (rootless or --userns) */
+    bool netns;     /* a new network namespace */
+    bool cgroupns;  /* unshare the cgroup namespace once placed in the cgroup */
+    bool pdeathsig; /* die with the monitor */
+    char **args;    /* entrypoint + cmd */
+    char **env;
+    char *cwd;
+    char *user; /* unresolved: resolved inside the container */
+    char *hostname;
+    uint64_t caps;
+    struct runner_bpf bpf; /* empty: --security-opt seccomp=unconfined */
+    int sync_fd;           /* the child reads one byte to go on (EOF: the monitor died) */
+    int err_fd;            /* the child reports setup failures here (CLOEXEC) */
+};
+
+/* A container as its monitor (the foreground dlc, or the background one with -d) sees it;
+ * the public opaque type handed to hooks. */
+struct runner_container {
+    struct container_config cfg;
+    const struct runner_spec *spec;
+    char *name;
+    char **command; /* for ps */
+    int64_t created;
+    int lockfd; /* flock on containers/<id>, held for the container's whole life */
+    pid_t pid;  /* init, as seen from the host */
+    int pidfd;
+    int netns_fd;
+    int sync_wr, err_rd;
+    struct runner_cgroup cg;
+    struct runner_devcgroup dev; /* issue 7: devcgroup.c */
+    int stop_signal;
+    bool detached;
+    bool stopping; /* the stop signal was sent, SIGKILL follows after stop_timeout */
+    bool timed_out;
+    bool stop_asked; /* runner_container_stop() from a hook */
+    int notify_fd;   /* -d: tells the waiting dlc "S<id>" or "E<code> <message>" */
+};
+
+/* monitor.c: runs the loop until the container's init exits (leaving it unreaped). */
+struct run_outcome {
+    bool started;    /* the command was exec'd */
+    bool exited;     /* init ended: status is valid */
+    int status;      /* init's exit code, or 128+N when it was killed by signal N */
+    int init_signal; /* N when init itself was killed */
+    int setup_code;  /* 0, or 125/126/127 when the child reported setup_msg */
+    char *setup_msg;
+};
+int runner_monitor(struct runner_container *ct, struct run_outcome *o, struct dlc_error **err);
+
+/* init.c: the signals dlc forwards to the container (and blocks while monitoring). */
+void runner_signals_forwarded(sigset_t *set);
+
+/* mounts.c: everything between the new mount namespace and pivot_root; leaves the process
+ * in the container's root. */
+int runner_mounts_setup(const struct container_config *c, struct dlc_error **err);
+
+/* init.c: the container side. Never returns: reports a setup failure on err_fd as
+ * "<exit code> <message>" and exits; otherwise becomes pid 1 and exits with the command's
+ * status (128+N for signal N). */
+DLC_NORETURN void runner_container_main(struct container_config *c);
+
+/* namespaces.c */
+/* clone3 into new namespaces (fork semantics); ret_pidfd gets a pidfd of the child. */
+pid_t runner_clone(const struct container_config *c, int *ret_pidfd, struct dlc_error **err);
+/* Writes the uid/gid maps of a child in a new user namespace: the caller (or root's range
+ * for --userns as root) becomes root inside. */
+int runner_userns_map(pid_t pid, struct dlc_error **err);
+/* Brings up lo in the current (new) network namespace. */
+int runner_netns_loopback_up(struct dlc_error **err);
+
+/* ---- state.c: containers/<id>/ ------------------------------------------------------------ */
+
+/* Creates containers/<id> (locked, name reserved) for ct; fills ct->cfg.id/dir. */
+int runner_state_create(const char *root, struct runner_container *ct, struct dlc_error **err);
+/* Writes state.json ("running" or "exited"). */
+int runner_state_write(const char *root, const struct runner_container *ct, const char *state,
+                       int exit_code, struct dlc_error **err);
+/* Removes containers/<id> of a container this process created (unlocks it). */
+void runner_state_remove(struct runner_container *ct);
+/* Cleans up after dlc processes that were killed (see runner_list). */
+void runner_state_cleanup_stale(const char *root);
+
 /* ---- util.c ------------------------------------------------------------------------ */
 
 /* Real root in the initial user namespace (chown, mknod, trusted.* xattrs work). */
