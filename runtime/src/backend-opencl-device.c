@@ -312,6 +312,7 @@ static int get_platforms(cl_platform_id **ret, cl_uint *ret_n, struct dlc_error 
         return no_platform(CL_PLATFORM_NOT_FOUND_KHR, err);
     if (rc != CL_SUCCESS)
         return tensor__ocl_fail(err, rc, "platform: clGetPlatformIDs");
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of handles */
     cl_platform_id *p = xcalloc(n, sizeof(*p));
     rc = clGetPlatformIDs(n, p, &n);
     if (rc != CL_SUCCESS) {
@@ -330,6 +331,7 @@ static cl_device_id *get_devices(cl_platform_id p, cl_uint *ret_n)
     *ret_n = 0;
     if (clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, 0, NULL, &n) != CL_SUCCESS || n == 0)
         return NULL;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of handles */
     cl_device_id *d = xcalloc(n, sizeof(*d));
     if (clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, n, d, &n) != CL_SUCCESS) {
         free(d);
@@ -574,6 +576,7 @@ static int selftest_kernel(struct ocl_ctx *c, cl_kernel k, struct dlc_error **er
         return tensor__ocl_fail(err, rc, "self-test: clCreateBuffer");
     float a = 3.0f;
     size_t global = SELFTEST_N, local = 64;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): cl_mem is a handle, passed by value */
     if ((rc = clSetKernelArg(k, 0, sizeof(m), &m)) != CL_SUCCESS ||
         (rc = clSetKernelArg(k, 1, sizeof(a), &a)) != CL_SUCCESS ||
         (rc = clEnqueueNDRangeKernel(c->queue, k, 1, NULL, &global, &local, 0, NULL, NULL)) !=

@@ -156,12 +156,14 @@ static bool kernel_fits(struct ocl_ctx *c, cl_kernel k, size_t threads, const ch
 int tensor__ocl_gemm_prepare(struct ocl_ctx *c, struct dlc_error **err)
 {
     const struct ocl_gemm_params *p = &c->gemm;
-    if (!kernel_fits(c, c->k[OCL_K_GEMM_DIRECT], (size_t)(p->mdimcd * p->ndimcd), "gemm_direct"))
+    if (!kernel_fits(c, c->k[OCL_K_GEMM_DIRECT], (size_t)p->mdimcd * (size_t)p->ndimcd,
+                     "gemm_direct"))
         return dlc_error_set(err, EINVAL,
                              "kernel build: gemm_direct with WGD=%d MDIMCD=%d NDIMCD=%d does not "
                              "fit '%s'; set smaller ones in DLC_OPENCL_GEMM",
                              p->wgd, p->mdimcd, p->ndimcd, c->info.name);
-    c->tiled = kernel_fits(c, c->k[OCL_K_GEMM_TILED], (size_t)(p->mdimc * p->ndimc), "gemm_tiled");
+    c->tiled = kernel_fits(c, c->k[OCL_K_GEMM_TILED], (size_t)p->mdimc * (size_t)p->ndimc,
+                           "gemm_tiled");
     return 0;
 }
 
@@ -170,19 +172,15 @@ static int64_t round_up(int64_t x, int64_t to)
     return (x + to - 1) / to * to;
 }
 
-static inline cl_mem mem_of(const struct tensor *t)
-{
-    return ((struct ocl_buf *)t->mem)->mem;
-}
-
 static int gemm_direct(struct ocl_ctx *c, bool trans_a, bool trans_b, float alpha,
                        const struct tensor *a, const struct tensor *b, float beta,
                        struct tensor *ct, int m, int n, int k, struct dlc_error **err)
 {
     const struct ocl_gemm_params *p = &c->gemm;
     int lda = (int)tensor_cols(a), ldb = (int)tensor_cols(b);
-    size_t global[2] = {(size_t)((n + p->wgd - 1) / p->wgd * p->ndimcd),
-                        (size_t)((m + p->wgd - 1) / p->wgd * p->mdimcd)};
+    size_t groups_n = (size_t)((n + p->wgd - 1) / p->wgd);
+    size_t groups_m = (size_t)((m + p->wgd - 1) / p->wgd);
+    size_t global[2] = {groups_n * (size_t)p->ndimcd, groups_m * (size_t)p->mdimcd};
     size_t local[2] = {(size_t)p->ndimcd, (size_t)p->mdimcd};
     return OCL_LAUNCH(c, OCL_K_GEMM_DIRECT, 2, global, local, err, OCL_INT(m), OCL_INT(n),
                       OCL_INT(k), OCL_FLOAT(alpha), OCL_FLOAT(beta), OCL_TENSOR(a),
@@ -202,7 +200,7 @@ static int pack(struct ocl_ctx *c, struct ocl_buf **slot, const struct tensor *t
                 int xp, int kp, int sx, int sk, struct operand *ret, struct dlc_error **err)
 {
     if (sx == 1 && sk == xp && x == xp && k == kp) {
-        *ret = (struct operand){mem_of(t), t->offset};
+        *ret = (struct operand){ocl_mem_of(t), t->offset};
         return 0;
     }
     if (tensor__ocl_scratch(c, slot, (size_t)xp * (size_t)kp * sizeof(float), "sgemm packing",
@@ -228,7 +226,8 @@ static int gemm_tiled(struct ocl_ctx *c, bool trans_a, bool trans_b, float alpha
     if (pack(c, &c->pack_a, a, m, k, mp, kp, trans_a ? 1 : lda, trans_a ? lda : 1, &pa, err) < 0 ||
         pack(c, &c->pack_b, b, n, k, np, kp, trans_b ? ldb : 1, trans_b ? 1 : ldb, &pb, err) < 0)
         return -1;
-    size_t global[2] = {(size_t)(np / p->nwg * p->ndimc), (size_t)(mp / p->mwg * p->mdimc)};
+    size_t global[2] = {(size_t)(np / p->nwg) * (size_t)p->ndimc,
+                        (size_t)(mp / p->mwg) * (size_t)p->mdimc};
     size_t local[2] = {(size_t)p->ndimc, (size_t)p->mdimc};
     return OCL_LAUNCH(c, OCL_K_GEMM_TILED, 2, global, local, err, OCL_INT(m), OCL_INT(n),
                       OCL_INT(kp), OCL_INT(mp), OCL_INT(np), OCL_FLOAT(alpha), OCL_FLOAT(beta),

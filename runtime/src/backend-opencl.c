@@ -137,7 +137,8 @@ int tensor__ocl_launch(struct ocl_ctx *c, enum ocl_kernel k, cl_uint dims, const
 {
     cl_kernel kern = c->k[k];
     for (size_t i = 0; i < n_args; i++) {
-        cl_int rc = clSetKernelArg(kern, (cl_uint)i, args[i].size, args[i].value);
+        cl_int rc =
+                clSetKernelArg(kern, (cl_uint)i, args[i].size, args[i].null ? NULL : &args[i].v);
         if (rc != CL_SUCCESS)
             return tensor__ocl_fail(err, rc, "%s: argument %zu", kernel_names[k], i);
     }
@@ -154,11 +155,6 @@ int tensor__ocl_launch(struct ocl_ctx *c, enum ocl_kernel k, cl_uint dims, const
 #    define LAUNCH_1D(c, k, n, err, ...)                                                    \
         OCL_LAUNCH((c), (k), 1, (size_t[]){(size_t)(n)}, (size_t[]){ELEMENTWISE_WG}, (err), \
                    __VA_ARGS__)
-
-static inline cl_mem mem_of(const struct tensor *t)
-{
-    return ((struct ocl_buf *)t->mem)->mem;
-}
 
 /* ---- init ---------------------------------------------------------------------------- */
 
@@ -219,7 +215,7 @@ static void enum_options(struct dlc_strbuf *o)
 static int build_program(struct ocl_ctx *c, struct dlc_error **err)
 {
     _cleanup_strbuf_ struct dlc_strbuf opts = DLC_STRBUF_INIT;
-    /* DLC_OPENCL_NO_FP64=1 builds what a device without doubles gets (for tests). */
+    /* DLC_OPENCL_NO_FP64=1: the build a device without doubles would have (for tests). */
     if (c->info.fp64 && !tensor__ocl_env_flag("DLC_OPENCL_NO_FP64"))
         dlc_strbuf_append(&opts, " -DTENSOR_FP64");
     if (c->info.exact_div_sqrt)
@@ -321,8 +317,8 @@ static int ocl_upload(struct tensor_backend *be, const struct tensor *dst, const
 {
     struct ocl_ctx *c = ocl_ctx(be);
     size_t n = (size_t)tensor_nelem(dst) * sizeof(float);
-    cl_int rc = clEnqueueWriteBuffer(c->queue, mem_of(dst), CL_TRUE, dst->offset * sizeof(float), n,
-                                     src, 0, NULL, NULL);
+    cl_int rc = clEnqueueWriteBuffer(c->queue, ocl_mem_of(dst), CL_TRUE,
+                                     dst->offset * sizeof(float), n, src, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
         return tensor__ocl_fail(err, rc, "upload %zu bytes to '%s'", n, c->info.name);
     return 0;
@@ -333,8 +329,8 @@ static int ocl_download(struct tensor_backend *be, const struct tensor *src, flo
 {
     struct ocl_ctx *c = ocl_ctx(be);
     size_t n = (size_t)tensor_nelem(src) * sizeof(float);
-    cl_int rc = clEnqueueReadBuffer(c->queue, mem_of(src), CL_TRUE, src->offset * sizeof(float), n,
-                                    dst, 0, NULL, NULL);
+    cl_int rc = clEnqueueReadBuffer(c->queue, ocl_mem_of(src), CL_TRUE, src->offset * sizeof(float),
+                                    n, dst, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
         return tensor__ocl_fail(err, rc, "download %zu bytes from '%s'", n, c->info.name);
     return 0;

@@ -135,22 +135,63 @@ void tensor__ocl_buf_free(struct ocl_ctx *c, struct ocl_buf *b);
 /* Makes *slot at least bytes large (memory growth: replaced, never shrunk). */
 int tensor__ocl_scratch(struct ocl_ctx *c, struct ocl_buf **slot, size_t bytes, const char *what,
                         struct dlc_error **err);
-/* One kernel argument: a value of size bytes, or a NULL buffer when value is NULL. */
+/* One kernel argument, held by value; a NULL buffer when null. */
 struct ocl_arg {
     size_t size;
-    const void *value;
+    bool null;
+    union {
+        cl_int i;
+        cl_uint u;
+        cl_ulong ul;
+        cl_float f;
+        cl_mem m;
+    } v;
 };
-#define OCL_INT(v)   ((struct ocl_arg){sizeof(cl_int), &(cl_int){(v)}})
-#define OCL_UINT(v)  ((struct ocl_arg){sizeof(cl_uint), &(cl_uint){(v)}})
-#define OCL_ULONG(v) ((struct ocl_arg){sizeof(cl_ulong), &(cl_ulong){(v)}})
-#define OCL_FLOAT(v) ((struct ocl_arg){sizeof(cl_float), &(cl_float){(v)}})
-#define OCL_MEM(m)   ((struct ocl_arg){sizeof(cl_mem), &(cl_mem){(m)}})
-#define OCL_NULL     ((struct ocl_arg){sizeof(cl_mem), NULL})
-/* A tensor is two arguments: its buffer and its element offset. */
-#define OCL_TENSOR(t) OCL_MEM(((struct ocl_buf *)(t)->mem)->mem), OCL_ULONG((t)->offset)
-/* A tensor that may be NULL: its buffer (or a NULL buffer) and offset. */
-#define OCL_OPT_TENSOR(t) \
-    ((t) ? OCL_MEM(((struct ocl_buf *)(t)->mem)->mem) : OCL_NULL), OCL_ULONG((t) ? (t)->offset : 0)
+
+static inline struct ocl_arg ocl_arg_int(cl_int v)
+{
+    return (struct ocl_arg){.size = sizeof(v), .v.i = v};
+}
+
+static inline struct ocl_arg ocl_arg_uint(cl_uint v)
+{
+    return (struct ocl_arg){.size = sizeof(v), .v.u = v};
+}
+
+static inline struct ocl_arg ocl_arg_ulong(cl_ulong v)
+{
+    return (struct ocl_arg){.size = sizeof(v), .v.ul = v};
+}
+
+static inline struct ocl_arg ocl_arg_float(cl_float v)
+{
+    return (struct ocl_arg){.size = sizeof(v), .v.f = v};
+}
+
+static inline struct ocl_arg ocl_arg_mem(cl_mem v)
+{
+    return (struct ocl_arg){.size = sizeof(v), .v.m = v, .null = v == NULL};
+}
+
+/* A tensor's buffer and element offset (NULL and 0 for no tensor). */
+static inline cl_mem ocl_mem_of(const struct tensor *t)
+{
+    return t != NULL ? ((const struct ocl_buf *)t->mem)->mem : NULL;
+}
+
+static inline cl_ulong ocl_offset_of(const struct tensor *t)
+{
+    return t != NULL ? t->offset : 0;
+}
+
+#define OCL_INT(v)   ocl_arg_int(v)
+#define OCL_UINT(v)  ocl_arg_uint(v)
+#define OCL_ULONG(v) ocl_arg_ulong(v)
+#define OCL_FLOAT(v) ocl_arg_float(v)
+#define OCL_MEM(m)   ocl_arg_mem(m)
+/* A tensor is two arguments, its buffer and its offset; a NULL tensor passes a NULL buffer. */
+#define OCL_TENSOR(t)     ocl_arg_mem(ocl_mem_of(t)), ocl_arg_ulong(ocl_offset_of(t))
+#define OCL_OPT_TENSOR(t) OCL_TENSOR(t)
 
 /* Sets the arguments of kernel k and enqueues it over global work-items, each dimension
  * rounded up to a multiple of local (the kernels check their bounds). */
