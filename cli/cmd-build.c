@@ -5,6 +5,7 @@
 
 #include "builder.h"
 #include "cli.h"
+#include "registry.h"
 
 static bool handle_common(const struct cli_command *cmd, int c, int *ret)
 {
@@ -82,7 +83,20 @@ static void print_image(const struct builder_result *r, const struct builder_ima
     }
 }
 
-enum { OPT_VARIANT = 0x100, OPT_COMPRESS, OPT_NO_CACHE, OPT_BUILD_DIR };
+/* A definition's "from" naming a registry image the store lacks: pull it first. */
+static int fetch_from(struct oci_store *s, const char *ref, void *userdata, struct dlc_error **err)
+{
+    const bool *insecure = userdata;
+    struct registry_client_options o;
+    registry_client_options_init(&o);
+    o.insecure = *insecure;
+    struct registry_transfer_stats st;
+    if (cli_global.tty)
+        fprintf(stderr, "pulling %s\n", ref);
+    return registry_pull(s, ref, NULL, &o, &st, err);
+}
+
+enum { OPT_VARIANT = 0x100, OPT_COMPRESS, OPT_NO_CACHE, OPT_BUILD_DIR, OPT_INSECURE };
 
 static int parse_build(const struct cli_command *cmd, int argc, char **argv,
                        struct builder_options *o, char ***tags, bool *done)
@@ -93,6 +107,7 @@ static int parse_build(const struct cli_command *cmd, int argc, char **argv,
                                          {"compress", required_argument, NULL, OPT_COMPRESS},
                                          {"no-cache", no_argument, NULL, OPT_NO_CACHE},
                                          {"build-dir", required_argument, NULL, OPT_BUILD_DIR},
+                                         {"insecure", no_argument, NULL, OPT_INSECURE},
                                          CLI_COMMON_LONGOPTS,
                                          {NULL, 0, NULL, 0}};
     int c, r = 0;
@@ -122,6 +137,9 @@ static int parse_build(const struct cli_command *cmd, int argc, char **argv,
         case OPT_BUILD_DIR:
             o->build_dir = optarg;
             break;
+        case OPT_INSECURE:
+            *(bool *)o->fetch_userdata = true;
+            break;
         default:
             if (handle_common(cmd, c, &r)) {
                 *done = true;
@@ -142,6 +160,9 @@ int cmd_build(int argc, char **argv)
     const struct cli_command *cmd = cli_command_find("build");
     struct builder_options o = BUILDER_OPTIONS_INIT;
     o.definition = "images/tensor-runtime.json";
+    bool insecure = false;
+    o.fetch = fetch_from;
+    o.fetch_userdata = &insecure;
     _cleanup_strv_ char **tags = NULL;
     bool done = false;
     set_progname(cmd, argv);

@@ -73,7 +73,7 @@ static const struct cli_command commands[] = {
          "  --root DIR  store root\n"},
         {"build", cmd_build,
          "dlc build [-f DEFINITION.json] [--variant cpu|gpu|all] [--tag EXTRA] "
-         "[--compress gzip|zstd] [--no-cache] [--build-dir DIR]",
+         "[--compress gzip|zstd] [--no-cache] [--build-dir DIR] [--insecure]",
          "Build tagged OCI images from an image definition",
          "Options:\n"
          "  -f, --file FILE        the image definition (default images/tensor-runtime.json)\n"
@@ -84,6 +84,8 @@ static const struct cli_command commands[] = {
          "      --no-cache         write every layer again instead of using the build cache\n"
          "      --build-dir DIR    what {build} means in the definition (default $DLC_BUILD,\n"
          "                         else ./build)\n"
+         "      --insecure         plain HTTP / unverified TLS when pulling a \"from\" image\n"
+         "                         the store lacks (loopback registries need no flag)\n"
          "      --root DIR         the store (default $DLC_ROOT)\n"},
         {"history", cmd_history, "dlc history [--format table|json] [--no-trunc] REF",
          "List an image's layers",

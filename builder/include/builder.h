@@ -54,6 +54,11 @@ struct builder_event {
 };
 typedef void (*builder_progress_fn)(const struct builder_event *ev, void *userdata);
 
+/* Brings the image ref ("host[:port]/name:tag") into store s under that same name: how a
+ * definition builds "from" a registry image the store lacks (the CLI pulls it). */
+typedef int (*builder_fetch_fn)(struct oci_store *s, const char *ref, void *userdata,
+                                struct dlc_error **err);
+
 struct builder_options {
     const char *definition;  /* path of the definition file */
     const char *build_dir;   /* what {build} expands to; NULL: $DLC_BUILD, else "build" */
@@ -63,10 +68,12 @@ struct builder_options {
     bool no_cache;                /* rebuild every layer (the result still refreshes the cache) */
     builder_progress_fn progress; /* may be NULL */
     void *userdata;
+    builder_fetch_fn fetch; /* may be NULL: a "from" image must then be in the store */
+    void *fetch_userdata;
 };
-#define BUILDER_OPTIONS_INIT                                             \
-    {                                                                    \
-        NULL, NULL, NULL, NULL, BUILDER_COMPRESS_GZIP, false, NULL, NULL \
+#define BUILDER_OPTIONS_INIT                                                         \
+    {                                                                                \
+        NULL, NULL, NULL, NULL, BUILDER_COMPRESS_GZIP, false, NULL, NULL, NULL, NULL \
     }
 
 struct builder_layer_info {

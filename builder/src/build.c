@@ -111,15 +111,42 @@ static int select_variants(struct bctx *c, struct dlc_error **err)
                          list);
 }
 
+/* Whether ref names a registry: then a missing image can be fetched. */
+static bool ref_is_remote(const char *ref)
+{
+    _cleanup_(oci_ref_freep) struct oci_ref *r = NULL;
+    _cleanup_error_ struct dlc_error *e = NULL;
+    return oci_ref_parse(ref, &r, &e) == 0 && r->registry != NULL;
+}
+
+static int fetch_from(struct bctx *c, struct dlc_error **err)
+{
+    if (c->store == NULL && oci_store_open(c->root, &c->store, err) < 0)
+        return -1;
+    if (c->o->fetch(c->store, c->def->from, c->o->fetch_userdata, err) < 0)
+        return -1;
+    return oci_store_load_image(c->store, c->def->from, &c->from, err);
+}
+
 static int open_from(struct bctx *c, struct dlc_error **err)
 {
+    const char *from = c->def->from;
+    bool fetchable = c->o->fetch != NULL && ref_is_remote(from);
     _cleanup_free_ char *index = xasprintf("%s/images/index.json", c->root);
+    int rc = -1;
+    struct dlc_error *e = NULL;
     if (!dlc_path_exists(index)) /* don't create a store just to find it empty */
-        return dlc_error_set(err, ENOENT, "%s: from: image '%s' not found (no store at %s)",
-                             c->def->path, c->def->from, c->root);
-    if (oci_store_open(c->root, &c->store, err) < 0 ||
-        oci_store_load_image(c->store, c->def->from, &c->from, err) < 0)
+        dlc_error_set(&e, ENOENT, "image '%s' not found (no store at %s)", from, c->root);
+    else if (oci_store_open(c->root, &c->store, &e) == 0)
+        rc = oci_store_load_image(c->store, from, &c->from, &e);
+    if (rc < 0 && e != NULL && e->code == ENOENT && fetchable) {
+        dlc_error_free(&e);
+        rc = fetch_from(c, &e);
+    }
+    if (rc < 0) {
+        dlc_error_move(err, &e);
         return dlc_error_wrap(err, "%s: from", c->def->path);
+    }
     return 0;
 }
 

@@ -567,7 +567,7 @@ static int parse_root(const json_t *root, const struct load_ctx *lc, struct bdef
         return dlc_error_set(err, EINVAL,
                              "definition: needs 'version' or 'version_file' (only "
                              "an image built 'from' another inherits its version)");
-    if (!d->base.present && !d->layer.present && d->n_variants == 0)
+    if (!d->base.present && !d->layer.present && d->n_variants == 0 && d->from == NULL)
         return dlc_error_set(err, EINVAL,
                              "definition: no layer: give 'copy', 'base' or "
                              "'variants'");

@@ -320,3 +320,41 @@ def test_history(dlc, tmp_path):
     assert [h["size"] for h in hist] == sizes
     p = dlc("history", "tool:nope", check=False)
     assert (p.returncode, p.stderr) == (1, "dlc: history: image 'tool:nope' not found\n")
+
+
+def test_from_a_registry_image_pulls_it(dlc, tmp_path):
+    """"from" naming a registry image the store lacks: dlc build pulls it first (here from
+    `dlc registry serve` on loopback), then adds its layer on top."""
+    from conftest import Dlc
+    from helpers_registry import RegistryServer
+    d = tool_definition(tmp_path / "src")
+    build(dlc, "-f", d, "--variant", "a")
+    srv = RegistryServer(tmp_path / "registry").start()
+    try:
+        remote = f"{srv.host}/tool:cpu"
+        dlc("push", "tool:cpu", remote)
+        ext = write_json(tmp_path / "ext.json", {
+            "name": "ext", "from": remote, "tags": ["{version}-{device}"],
+            "copy": [{"dst": "/etc/extra", "content": "on top\n"}]})
+        other = Dlc(tmp_path / "other-root")
+        out = parse_build_output(build(other, "-f", ext).stdout)["ext"]
+    finally:
+        assert srv.stop() == 0
+    # the registry is gone: everything below comes from the store
+    assert out["tags"] == ["ext:2.1.0-cpu"]  # version and device from the pulled image
+    assert [s for _, _, s in out["layers"]] == ["inherited", "inherited", "built"]
+    pulled = Layout(dlc.layout).entry("tool:cpu")["digest"]
+    assert Layout(other.layout).entry(remote)["digest"] == pulled
+    _, config, _ = check_image(other.layout, "ext:2.1.0-cpu")
+    assert config["config"]["Labels"]["dev.dlc.backend"] == "plain"
+    # a new config over the same layers: no layer of its own
+    relabel = write_json(tmp_path / "relabel.json", {"name": "ext", "from": remote,
+                                                     "tags": ["relabel"], "labels": {"x": "y"}})
+    out = parse_build_output(build(other, "-f", relabel).stdout)["ext"]
+    assert [s for _, _, s in out["layers"]] == ["inherited", "inherited"]
+    assert check_image(other.layout, "ext:relabel")[1]["config"]["Labels"]["x"] == "y"
+    # without a registry part, a missing from-image is an error, not a guess
+    local = write_json(tmp_path / "local.json", {"name": "ext", "from": "nope:1"})
+    p = build(other, "-f", local, check=False)
+    assert (p.returncode, p.stderr) == (1, f"dlc: build: {local}: from: image 'nope:1' not "
+                                           "found\n")
