@@ -5,6 +5,7 @@ import http.client
 import io
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import BUILD, REPO, free_port, run
+from conftest import BUILD, DLC, REPO, free_port, run
 
 TENSOR = BUILD / "runtime" / "cpu" / "tensor"
 SAMPLE_DATA = REPO / "scripts" / "make-sample-data.py"
@@ -129,3 +130,59 @@ def error_of(status, headers, body, want_status):
     assert status == want_status, (status, body)
     assert headers["content-type"] == "application/json"
     return json.loads(body)["error"]
+
+
+# ---- dlc serve ------------------------------------------------------------------------------
+
+RUNTIME_DEF = REPO / "images" / "tensor-runtime.json"
+IMAGE = "tensor-runtime:1.0.0-cpu"
+
+
+def build_cpu_image(dlc):
+    """The cpu image of images/tensor-runtime.json in dlc's store (a few seconds)."""
+    assert TENSOR.exists(), f"{TENSOR} is not built: run `make`"
+    dlc("build", "-f", RUNTIME_DEF, "--build-dir", BUILD, "--variant", "cpu",
+        env={"SOURCE_DATE_EPOCH": "1700000000"}, cwd=REPO)
+
+
+class DlcServe:
+    """A `dlc serve` process. url is what it printed on stdout (None until ready)."""
+
+    def __init__(self, root, *args, env=None, user_argv=None):
+        e = dict(os.environ)
+        e["DLC_ROOT"] = str(root)
+        e.update(env or {})
+        argv = [str(DLC), "serve", *map(str, args)]
+        self.proc = subprocess.Popen((user_argv or []) + argv, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=e)
+        self.url = None
+        self.stderr = None
+
+    def wait_url(self, timeout=60):
+        """The URL line, or None when dlc serve exited first."""
+        ready = select.select([self.proc.stdout], [], [], timeout)[0]
+        line = self.proc.stdout.readline() if ready else ""
+        assert ready, "dlc serve printed no URL in time"
+        self.url = line.strip() or None
+        return self.url
+
+    @property
+    def port(self):
+        return int(self.url.rsplit(":", 1)[1])
+
+    def finish(self, timeout=60):
+        """Waits for it to exit on its own; returns (rc, stderr)."""
+        return self.stop(sig=None, timeout=timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        """Stops it like Ctrl-C/SIGTERM; returns (rc, stderr)."""
+        if self.stderr is None:
+            if sig is not None and self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            try:
+                _, self.stderr = self.proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _, self.stderr = self.proc.communicate()
+                raise AssertionError(f"dlc serve did not exit within {timeout} s")
+        return self.proc.returncode, self.stderr
