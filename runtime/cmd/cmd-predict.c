@@ -195,7 +195,7 @@ int cmd_evaluate(int argc, char **argv)
     _cleanup_error_ struct dlc_error *err = NULL;
     _cleanup_(tensor_model_freep) struct tensor_model *m = NULL;
     struct tensor_backend *be = NULL;
-    struct tensor_metrics s;
+    struct tensor_metrics s = {0};
     r = tensor_model_load(dir, &m, &err);
     if (r == 0)
         r = tensor_backend_open(o.device, (int)o.threads, &be, &err);

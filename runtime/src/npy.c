@@ -290,7 +290,7 @@ static void convert_all(const unsigned char *src, const struct npy_header *h, fl
 int tensor_npy_parse(const void *buf, size_t len, const char *what, struct tensor_array *ret,
                      struct dlc_error **err)
 {
-    struct npy_header h;
+    struct npy_header h = {0};
     size_t off = 0;
     if (parse_preamble(buf, len, what, &h, &off, err) < 0)
         return -1;

@@ -56,10 +56,11 @@ static char *build_header(const struct tensor_st_entry *sorted, size_t n, const 
     for (size_t i = 0; i < n; i++) {
         size_t count = 0;
         json_t *shape = shape_json(&sorted[i], &count);
+        size_t end = off + count * sizeof(float);
         json_t *t = json_pack("{s:s, s:o, s:[I,I]}", "dtype", "F32", "shape", shape, "data_offsets",
-                              (json_int_t)off, (json_int_t)(off + count * sizeof(float)));
+                              (json_int_t)off, (json_int_t)end);
         json_object_set_new(h, sorted[i].name, t);
-        off += count * sizeof(float);
+        off = end;
     }
     if (metadata != NULL)
         json_object_set(h, "__metadata__", (json_t *)metadata);

@@ -277,8 +277,10 @@ int tensor_trainer_new(struct tensor_backend *be, struct tensor_model *m,
     _cleanup_(tensor_trainer_freep) struct tensor_trainer *tr = NULL;
     /* A batch larger than the data is one batch: plan no more rows than there are. */
     int64_t batch = cfg->batch_size < x->rows || x->rows == 0 ? cfg->batch_size : x->rows;
-    if (tensor__trainer_plan(be, m, batch, y->cols, true, &tr, err) < 0 ||
-        check_data(tr, x, y, "the training data", err) < 0)
+    if (tensor__trainer_plan(be, m, batch, y->cols, true, &tr, err) < 0)
+        return -1;
+    DLC_ASSERT(tr != NULL);
+    if (check_data(tr, x, y, "the training data", err) < 0)
         return -1;
     tr->model_out = m;
     tr->cfg = *cfg;
@@ -490,7 +492,7 @@ int tensor_trainer_run_epoch(struct tensor_trainer *tr, const volatile sig_atomi
     while (pos->batch < nb) {
         int64_t row0 = pos->batch * tr->batch;
         int64_t n = tr->rows - row0 < tr->batch ? tr->rows - row0 : tr->batch;
-        float sums[1 + TENSOR_MAX_METRICS];
+        float sums[1 + TENSOR_MAX_METRICS] = {0};
         if (train_batch(tr, row0, n, sums, err) < 0)
             return dlc_error_wrap(err, "epoch %d, batch %lld", pos->epoch + 1,
                                   (long long)pos->batch + 1);
@@ -527,7 +529,7 @@ int tensor_trainer_evaluate(struct tensor_trainer *tr, const struct tensor_array
         struct tensor in = tensor_rows_view(&tr->input, 0, n);
         struct tensor tg = tensor_rows_view(&tr->target, 0, n);
         const struct tensor *out = NULL;
-        float sums[1 + TENSOR_MAX_METRICS];
+        float sums[1 + TENSOR_MAX_METRICS] = {0};
         if (OPS(tr)->upload(tr->be, &in, x->data + row0 * x->cols, err) < 0 ||
             OPS(tr)->upload(tr->be, &tg, y->data + row0 * y->cols, err) < 0 ||
             tensor__trainer_forward(tr, n, false, &out, err) < 0 ||
@@ -549,7 +551,7 @@ int tensor_trainer_gradients(struct tensor_trainer *tr, int64_t row0, int64_t n,
     struct tensor in = tensor_rows_view(&tr->input, 0, n);
     struct tensor tg = tensor_rows_view(&tr->target, 0, n);
     const struct tensor *out = NULL;
-    float sums[1 + TENSOR_MAX_METRICS];
+    float sums[1 + TENSOR_MAX_METRICS] = {0};
     if (OPS(tr)->gather(tr->be, &tr->x_all, tr->perm, &in, err) < 0 ||
         OPS(tr)->gather(tr->be, &tr->y_all, tr->perm, &tg, err) < 0 ||
         tensor__trainer_forward(tr, n, true, &out, err) < 0 ||

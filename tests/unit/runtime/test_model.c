@@ -87,8 +87,10 @@ static void test_model__keras_json(void **state)
             "\"MeanSquaredError\", \"config\": {}}, \"optimizer\": \"adam\", \"metrics\": "
             "[[\"mae\"]]}}",
             &err);
-    if (k3 == NULL)
+    if (k3 == NULL) {
         fail_msg("%s", err->msg);
+        return;
+    }
     assert_int_equal(k3->input_dim, 784);
     assert_int_equal(k3->layers[1].kernel_init, TENSOR_INIT_HE_NORMAL);
     assert_int_equal(k3->compile.loss, TENSOR_LOSS_MSE);

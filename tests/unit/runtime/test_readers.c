@@ -336,7 +336,8 @@ static void st_fails(const char *dir, const char *header, size_t data_len, int c
     _cleanup_free_ char *b = xcalloc(1, 8 + hlen + data_len);
     for (int i = 0; i < 8; i++)
         b[i] = (char)((hlen >> (8 * i)) & 0xff);
-    memcpy(b + 8, header, hlen);
+    for (size_t i = 0; i < hlen; i++)
+        b[8 + i] = header[i];
     write_bytes(path, b, 8 + hlen + data_len);
     struct dlc_error *err = NULL;
     struct tensor_safetensors *st = NULL;
