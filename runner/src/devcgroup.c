@@ -326,7 +326,7 @@ int runner_devcgroup_attach(const struct runner_devcgroup *dc, pid_t pid, struct
 
 void runner_devcgroup_destroy(struct runner_devcgroup *dc)
 {
-    if (dc->prog_fd >= 0)
+    if (dc->version == 2 && dc->prog_fd >= 0) /* a zeroed struct holds no fd */
         close(dc->prog_fd);
     /* The container's processes are gone by now; the kernel may need a moment to finish
      * their exits before the directory can go. */
