@@ -123,23 +123,16 @@ static int parse_stop_signal(const char *s)
 
 /* ---- the upper layer: files the container starts with --------------------------------- */
 
-static int write_upper(const char *upper, const char *rel, const char *content, mode_t mode,
-                       struct dlc_error **err)
+static void upper_add(struct container_config *c, const char *path, char *content, mode_t mode)
 {
-    _cleanup_free_ char *p = dlc_path_join(upper, rel);
-    _cleanup_free_ char *dir = dlc_path_dirname(p);
-    if (dlc_mkdir_p(dir, 0755, err) < 0)
-        return -1;
-    _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return dlc_error_set_errno(err, errno, "write %s", p);
-    return dlc_write_all(fd, content, strlen(content), err);
+    c->upper_entries =
+            xrealloc(c->upper_entries, (c->n_upper_entries + 1) * sizeof(*c->upper_entries));
+    c->upper_entries[c->n_upper_entries++] = (struct upper_entry){xstrdup(path), content, mode};
 }
 
-static int etc_files(const struct container_config *c, struct dlc_error **err)
+static void etc_files(struct container_config *c)
 {
     const struct runner_spec *spec = c->spec;
-    _cleanup_free_ char *hostname = xasprintf("%s\n", c->hostname);
     _cleanup_strbuf_ struct dlc_strbuf hosts = DLC_STRBUF_INIT;
     _cleanup_free_ char *host_hosts = NULL;
     size_t len = 0;
@@ -154,33 +147,39 @@ static int etc_files(const struct container_config *c, struct dlc_error **err)
     /* algo-1 must resolve (the toolkit and MPI look the hosts up) */
     dlc_strbuf_appendf(&hosts, "127.0.0.1\t%s%s\n", c->hostname,
                        strcmp(c->hostname, "algo-1") ? " algo-1" : "");
-    if (write_upper(c->upper, "etc/hostname", hostname, 0644, err) < 0 ||
-        write_upper(c->upper, "etc/hosts", dlc_strbuf_str(&hosts), 0644, err) < 0)
-        return -1;
-    if (spec->network == RUNNER_NET_HOST) {
-        _cleanup_free_ char *resolv = NULL;
-        if (dlc_read_file("/etc/resolv.conf", 1 << 20, &resolv, &len, &e) == 0)
-            return write_upper(c->upper, "etc/resolv.conf", resolv, 0644, err);
-        dlc_error_free(&e);
-    }
-    return 0;
+    upper_add(c, "etc", NULL, 0755);
+    upper_add(c, "etc/hostname", xasprintf("%s\n", c->hostname), 0644);
+    upper_add(c, "etc/hosts", dlc_strbuf_detach(&hosts, NULL), 0644);
+    _cleanup_free_ char *resolv = NULL;
+    if (spec->network == RUNNER_NET_HOST &&
+        dlc_read_file("/etc/resolv.conf", 1 << 20, &resolv, &len, &e) == 0)
+        upper_add(c, "etc/resolv.conf", TAKE_PTR(resolv), 0644);
+    dlc_error_free(&e);
 }
 
 /* /opt/ml as SageMaker lays it out; these real directories in the upper layer also shadow
  * anything the image has at those paths. */
-static int opt_ml(const struct container_config *c, struct dlc_error **err)
+static int opt_ml(struct container_config *c, struct dlc_error **err)
 {
-    static const char *const dirs[] = {"opt/ml/input/config", "opt/ml/input/data", "opt/ml/model",
-                                       "opt/ml/output/data", "opt/ml/code"};
-    for (size_t i = 0; i < DLC_ARRAY_SIZE(dirs); i++) {
-        _cleanup_free_ char *p = dlc_path_join(c->upper, dirs[i]);
-        if (dlc_mkdir_p(p, 0755, err) < 0)
-            return -1;
-    }
-    _cleanup_free_ char *cfg = dlc_path_join(c->upper, "opt/ml/input/config");
+    static const char *const dirs[] = {"opt",
+                                       "opt/ml",
+                                       "opt/ml/input",
+                                       "opt/ml/input/config",
+                                       "opt/ml/input/data",
+                                       "opt/ml/model",
+                                       "opt/ml/output",
+                                       "opt/ml/output/data",
+                                       "opt/ml/code"};
+    static const char *const names[RUNNER_SM_CONFIG_FILES] = {
+            "opt/ml/input/config/hyperparameters.json", "opt/ml/input/config/resourceconfig.json",
+            "opt/ml/input/config/inputdataconfig.json"};
+    for (size_t i = 0; i < DLC_ARRAY_SIZE(dirs); i++)
+        upper_add(c, dirs[i], NULL, 0755);
     _cleanup_free_ char *nic = network_interface(c->spec);
-    if (runner_sm_write_config(&c->spec->sm, cfg, nic, err) < 0)
-        return -1;
+    char *files[RUNNER_SM_CONFIG_FILES];
+    runner_sm_config_files(&c->spec->sm, nic, files);
+    for (size_t i = 0; i < RUNNER_SM_CONFIG_FILES; i++)
+        upper_add(c, names[i], files[i], 0644);
     if (c->spec->sm.output_dir) { /* SM_OUTPUT_DATA_DIR must exist in the mounted dir too */
         _cleanup_free_ char *d = dlc_path_join(c->spec->sm.output_dir, "data");
         if (mkdir(d, 0755) < 0 && errno != EEXIST)
@@ -217,6 +216,11 @@ static void container_release(struct runner_container *ct)
     free(c->user);
     free(c->hostname);
     runner_bpf_release(&c->bpf);
+    for (size_t i = 0; i < c->n_upper_entries; i++) {
+        free(c->upper_entries[i].path);
+        free(c->upper_entries[i].content);
+    }
+    free(c->upper_entries);
     free(ct->name);
     dlc_strv_free(ct->command);
     int *fds[] = {&ct->lockfd, &ct->pidfd, &ct->netns_fd, &ct->sync_wr, &ct->err_rd};
@@ -281,7 +285,8 @@ static int prepare(struct runner_container *ct, const char *root, struct dlc_err
     c->cwd = wd && *wd ? xstrdup(wd) : NULL;
     const char *user = spec->user ? spec->user : cfg->config.user;
     c->user = user && *user ? xstrdup(user) : NULL;
-    if (etc_files(c, err) < 0 || opt_ml(c, err) < 0)
+    etc_files(c);
+    if (opt_ml(c, err) < 0)
         return -1;
     return 0;
 }
@@ -293,6 +298,22 @@ static int wait_child(struct runner_container *ct)
     while (waitid(P_PIDFD, (id_t)ct->pidfd, &si, WEXITED) < 0 && errno == EINTR)
         ;
     return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+}
+
+/* Replaces *err with what the (dead) child reported on the setup pipe, if anything. */
+static void child_error(struct runner_container *ct, struct dlc_error **err)
+{
+    char buf[4096];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof(buf) - 1 && (n = read(ct->err_rd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    char *msg = strchr(buf, ' ');
+    if (len == 0 || msg == NULL || err == NULL)
+        return;
+    dlc_error_free(err);
+    dlc_error_set(err, EPROTO, "%s", msg + 1);
 }
 
 static int start(struct runner_container *ct, const char *root, struct dlc_error **err)
@@ -327,14 +348,18 @@ static int start(struct runner_container *ct, const char *root, struct dlc_error
     if (pid < 0)
         return -1;
     ct->pid = pid;
-    if ((c->userns && runner_userns_map(pid, err) < 0) ||
+    /* "g": the child sets up its mounts while we move it into its cgroups (on v1 the
+     * first write to cgroup.procs waits for an RCU grace period: overlap the two);
+     * "c": it may now run the command, confined. */
+    if ((c->userns && runner_userns_map(pid, err) < 0) || write(ct->sync_wr, "g", 1) != 1 ||
         runner_cgroup_attach(&ct->cg, pid, err) < 0 ||
         runner_devcgroup_attach(&ct->dev, pid, err) < 0 ||
-        runner_state_write(root, ct, "running", 0, err) < 0 || write(ct->sync_wr, "g", 1) != 1) {
+        runner_state_write(root, ct, "running", 0, err) < 0 || write(ct->sync_wr, "c", 1) != 1) {
         if (!(err && *err))
             dlc_error_set_errno(err, errno, "start the container");
         kill(pid, SIGKILL);
         wait_child(ct);
+        child_error(ct, err); /* the child may have failed first: its reason is the real one */
         return -1;
     }
     close(ct->sync_wr);

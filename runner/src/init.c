@@ -215,10 +215,7 @@ void runner_container_main(struct container_config *c)
     char go;
     if (read(c->sync_fd, &go, 1) != 1)
         _exit(RUNNER_EXIT_FAILED); /* the monitor died before letting us go */
-    close(c->sync_fd);
-    if (c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-        dlc_error_set_errno(&err, errno, "cgroup namespace");
-    if (err == NULL && setsid() < 0)
+    if (setsid() < 0)
         dlc_error_set_errno(&err, errno, "setsid");
     if (err == NULL && runner_mounts_setup(c, &err) < 0)
         dlc_error_wrap(&err, "container setup");
@@ -231,6 +228,15 @@ void runner_container_main(struct container_config *c)
         dlc_error_wrap(&err, "user");
     if (err)
         fail(c, RUNNER_EXIT_FAILED, &err);
+    /* the monitor has put us into our cgroups (and says so) before anything of the image
+     * runs; the cgroup namespace is rooted there */
+    if (read(c->sync_fd, &go, 1) != 1)
+        _exit(RUNNER_EXIT_FAILED);
+    close(c->sync_fd);
+    if (c->cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
+        dlc_error_set_errno(&err, errno, "cgroup namespace");
+        fail(c, RUNNER_EXIT_FAILED, &err);
+    }
     char **env = final_env(c, &u);
     /* SIGCHLD must be pending for sigwaitinfo, not discarded: block it before the fork so
      * a command that exits at once is not missed */

@@ -63,6 +63,20 @@ static int openat2_in_root(int rootfd, const char *path, int flags)
     return (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
 }
 
+/* The common case: the parent exists, create the last component there. */
+static int create_in_parent(struct mctx *m, const char *path, bool dir)
+{
+    _cleanup_free_ char *parent = dlc_path_dirname(path);
+    _cleanup_close_ int pfd = openat2_in_root(m->rootfd, parent, O_PATH | O_DIRECTORY);
+    if (pfd < 0)
+        return -1;
+    const char *name = dlc_path_basename(path);
+    if (dir)
+        return mkdirat(pfd, name, 0755);
+    int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    return fd < 0 ? -1 : close(fd);
+}
+
 /* Creates path inside the root (a directory, or an empty file when !dir) unless it exists,
  * and opens it (O_PATH) as the container will see it. */
 static int target_open(struct mctx *m, const char *path, bool dir, struct dlc_error **err)
@@ -70,6 +84,10 @@ static int target_open(struct mctx *m, const char *path, bool dir, struct dlc_er
     int fd = openat2_in_root(m->rootfd, path, O_PATH);
     if (fd >= 0)
         return fd;
+    if (errno == ENOENT && create_in_parent(m, path, dir) == 0 &&
+        (fd = openat2_in_root(m->rootfd, path, O_PATH)) >= 0)
+        return fd;
+    /* a missing parent, or a dangling symlink: resolve the whole path */
     _cleanup_free_ char *host = NULL;
     if (dlc_path_resolve_in_root(m->c->rootfs, path, &host, err) < 0)
         return -1;
@@ -126,6 +144,34 @@ static int bind_at(struct mctx *m, const char *src, const char *dst, uint64_t at
     if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         return dlc_error_set_errno(err, errno, "bind %s on %s", src, dst);
     return 0;
+}
+
+/* The writable layer: a tmpfs over the container's directory, in the container's mount
+ * namespace only. What the container writes outside its bind mounts lives in memory and
+ * disappears with it (no directories to create and delete on disk per run, which is slow
+ * on filesystems mounted with discard). */
+static int scratch(const struct container_config *c, struct dlc_error **err)
+{
+    if (mount("tmpfs", c->dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+        return dlc_error_set_errno(err, errno, "mount the writable layer");
+    _cleanup_close_ int dfd = open(c->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || mkdirat(dfd, "upper", 0755) < 0 || mkdirat(dfd, "work", 0755) < 0 ||
+        mkdirat(dfd, "rootfs", 0755) < 0)
+        return dlc_error_set_errno(err, errno, "create the writable layer");
+    _cleanup_close_ int up = openat(dfd, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (size_t i = 0; up >= 0 && i < c->n_upper_entries; i++) {
+        const struct upper_entry *e = &c->upper_entries[i];
+        if (e->content == NULL) {
+            if (mkdirat(up, e->path, e->mode) < 0 && errno != EEXIST)
+                return dlc_error_set_errno(err, errno, "create /%s", e->path);
+            continue;
+        }
+        _cleanup_close_ int fd =
+                openat(up, e->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, e->mode);
+        if (fd < 0 || dlc_write_all(fd, e->content, strlen(e->content), err) < 0)
+            return fd < 0 ? dlc_error_set_errno(err, errno, "create /%s", e->path) : -1;
+    }
+    return up < 0 ? dlc_error_set_errno(err, errno, "open the writable layer") : 0;
 }
 
 static int mount_overlay(const struct container_config *c, struct dlc_error **err)
@@ -370,7 +416,7 @@ int runner_mounts_setup(const struct container_config *c, struct dlc_error **err
     /* nothing we mount may propagate back to the host */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return dlc_error_set_errno(err, errno, "make mounts private");
-    if (mount_overlay(c, err) < 0)
+    if (scratch(c, err) < 0 || mount_overlay(c, err) < 0)
         return -1;
     struct mctx m = {c, open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)};
     if (m.rootfd < 0)

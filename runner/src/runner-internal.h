@@ -64,9 +64,11 @@ json_t *runner_py_json_loads(const char *s);
 
 /* ---- sagemaker.c ------------------------------------------------------------------- */
 
-/* Writes hyperparameters.json, resourceconfig.json and inputdataconfig.json into dir. */
-int runner_sm_write_config(const struct runner_sagemaker *sm, const char *dir, const char *nic,
-                           struct dlc_error **err);
+/* The contents of hyperparameters.json, resourceconfig.json and inputdataconfig.json
+ * (in that order, as runner_sm_config_names lists them). Caller frees each. */
+#define RUNNER_SM_CONFIG_FILES 3
+void runner_sm_config_files(const struct runner_sagemaker *sm, const char *nic,
+                            char *ret[RUNNER_SM_CONFIG_FILES]);
 /* The SM_* variables ("SM_HOSTS=[\"algo-1\"]", ...) sorted by name, as the training
  * toolkit's Environment.to_env_vars() renders them; env is the container's environment
  * so far (SAGEMAKER_PROGRAM, TRAINING_JOB_NAME, ... are read from it). */
@@ -158,13 +160,22 @@ void runner_user_release(struct runner_user *u);
 
 /* ---- the container being started: what the host prepares for the child ---------------- */
 
+/* A directory (content NULL) or file the writable layer starts with. */
+struct upper_entry {
+    char *path; /* relative to the container's root: "etc/hosts" */
+    char *content;
+    mode_t mode;
+};
+
 struct container_config {
     const struct runner_spec *spec;
     char id[65];
     const char *root; /* DLC_ROOT */
     char *dir;        /* containers/<id> */
     char *rootfs;     /* dir/rootfs: the overlay mount point */
-    char *upper, *work;
+    char *upper, *work; /* in a tmpfs the child mounts on dir, in its own namespace */
+    struct upper_entry *upper_entries; /* written into upper before the overlay is mounted */
+    size_t n_upper_entries;
     char **lowers;  /* layer directories, bottom first */
     bool userns;    /* a new user namespace (rootless or --userns) */
     bool netns;     /* a new network namespace */

@@ -114,30 +114,17 @@ static json_t *input_data_config(const struct runner_sagemaker *sm)
     return o;
 }
 
-static int write_json(const char *dir, const char *name, json_t *j, struct dlc_error **err)
-{
-    size_t len = 0;
-    _cleanup_free_ char *s = dlc_json_dumps(j, &len);
-    _cleanup_free_ char *path = dlc_path_join(dir, name);
-    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || dlc_write_all(fd, s, len, err) < 0)
-        return fd < 0 ? dlc_error_set_errno(err, errno, "write %s", path) : -1;
-    return 0;
-}
-
-int runner_sm_write_config(const struct runner_sagemaker *sm, const char *dir, const char *nic,
-                           struct dlc_error **err)
+void runner_sm_config_files(const struct runner_sagemaker *sm, const char *nic,
+                            char *ret[RUNNER_SM_CONFIG_FILES])
 {
     json_auto_t *hps = json_object();
     for (size_t i = 0; i < sm->n_hps; i++)
         json_object_set_new(hps, sm->hp_keys[i], json_string(sm->hp_values[i]));
     json_auto_t *rc = resource_config(nic);
     json_auto_t *idc = input_data_config(sm);
-    if (write_json(dir, "hyperparameters.json", hps, err) < 0 ||
-        write_json(dir, "resourceconfig.json", rc, err) < 0 ||
-        write_json(dir, "inputdataconfig.json", idc, err) < 0)
-        return -1;
-    return 0;
+    ret[0] = dlc_json_dumps(hps, NULL);
+    ret[1] = dlc_json_dumps(rc, NULL);
+    ret[2] = dlc_json_dumps(idc, NULL);
 }
 
 /* ---- the SM_* environment ------------------------------------------------------------ */

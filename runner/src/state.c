@@ -189,17 +189,6 @@ static int check_name(const char *root, const char *name, struct dlc_error **err
     return r;
 }
 
-static int make_dirs(const char *tmp, struct dlc_error **err)
-{
-    static const char *const subs[] = {"upper", "work", "rootfs"};
-    for (size_t i = 0; i < DLC_ARRAY_SIZE(subs); i++) {
-        _cleanup_free_ char *p = dlc_path_join(tmp, subs[i]);
-        if (mkdir(p, 0755) < 0)
-            return dlc_error_set_errno(err, errno, "create %s", p);
-    }
-    return 0;
-}
-
 int runner_state_create(const char *root, struct runner_container *ct, struct dlc_error **err)
 {
     _cleanup_free_ char *cdir = containers_dir(root);
@@ -219,7 +208,7 @@ int runner_state_create(const char *root, struct runner_container *ct, struct dl
     if (mkdir(tmp, 0700) < 0)
         return dlc_error_set_errno(err, errno, "create %s", tmp);
     int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || flock(fd, LOCK_EX) < 0 || make_dirs(tmp, err) < 0 || rename(tmp, dir) < 0) {
+    if (fd < 0 || flock(fd, LOCK_EX) < 0 || rename(tmp, dir) < 0) {
         if (!(err && *err))
             dlc_error_set_errno(err, errno, "create %s", dir);
         if (fd >= 0)
