@@ -631,10 +631,18 @@ static int selftest_here(bool gpu_only, int report, struct dlc_error **err)
     return r;
 }
 
-DLC_NORETURN static void selftest_child(bool gpu_only, int report, int log_fd)
+/* The child compiles and links the test kernel afresh: a driver's kernel cache (pocl's
+ * kcache, NVIDIA's ComputeCache) would otherwise hide a compiler or linker that no longer
+ * works, until the first kernel that is not cached aborts the training. cache_dir, a
+ * fresh directory removed afterwards, becomes pocl's cache (may be NULL). */
+DLC_NORETURN static void selftest_child(bool gpu_only, int report, int log_fd,
+                                        const char *cache_dir)
 {
     dup2(log_fd, STDOUT_FILENO);
     dup2(log_fd, STDERR_FILENO);
+    if (cache_dir != NULL)
+        setenv("POCL_CACHE_DIR", cache_dir, 1);
+    setenv("CUDA_CACHE_DISABLE", "1", 1);
     struct dlc_error *e = NULL;
     int r = selftest_here(gpu_only, report, &e);
     _cleanup_free_ char *line = r < 0 ? xasprintf("error %d %s", e->code, e->msg) : xstrdup("ok");
@@ -716,23 +724,9 @@ static int child_verdict(int status, const char *report, int log_fd, struct dlc_
                          *tail ? "; it printed: " : "", tail);
 }
 
-static int selftest_forked(bool gpu_only, struct dlc_error **err)
+/* Waits for the child (killing it past DLC_OPENCL_SELFTEST_TIMEOUT seconds) and judges. */
+static int selftest_wait(pid_t pid, int rd, int log_fd, struct dlc_error **err)
 {
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return dlc_error_set_errno(err, EIO, "self-test: pipe");
-    _cleanup_close_ int rd = pipefd[0], wr = pipefd[1];
-    _cleanup_close_ int log_fd = memfd_create("dlc-opencl-selftest", MFD_CLOEXEC);
-    if (log_fd < 0)
-        return dlc_error_set_errno(err, EIO, "self-test: memfd_create");
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        return dlc_error_set_errno(err, EIO, "self-test: fork");
-    if (pid == 0)
-        selftest_child(gpu_only, wr, log_fd);
-    close(TAKE_FD(wr));
     _cleanup_strbuf_ struct dlc_strbuf report = DLC_STRBUF_INIT;
     int timeout = SELFTEST_TIMEOUT_S;
     const char *env = getenv("DLC_OPENCL_SELFTEST_TIMEOUT");
@@ -751,6 +745,44 @@ static int selftest_forked(bool gpu_only, struct dlc_error **err)
         return dlc_error_set(err, EIO, "self-test: no answer from the OpenCL driver after %d s",
                              timeout);
     return child_verdict(status, dlc_strbuf_str(&report), log_fd, err);
+}
+
+static char *fresh_cache_dir(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir = xasprintf("%s/dlc-opencl-selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) != NULL)
+        return dir;
+    dlc_debug("opencl: self-test: mkdtemp %s: %m, using the driver's cache", dir);
+    free(dir);
+    return NULL;
+}
+
+static int selftest_forked(bool gpu_only, struct dlc_error **err)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return dlc_error_set_errno(err, EIO, "self-test: pipe");
+    _cleanup_close_ int rd = pipefd[0], wr = pipefd[1];
+    _cleanup_close_ int log_fd = memfd_create("dlc-opencl-selftest", MFD_CLOEXEC);
+    if (log_fd < 0)
+        return dlc_error_set_errno(err, EIO, "self-test: memfd_create");
+    _cleanup_free_ char *cache_dir = fresh_cache_dir();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return dlc_error_set_errno(err, EIO, "self-test: fork");
+    if (pid == 0)
+        selftest_child(gpu_only, wr, log_fd, cache_dir);
+    close(TAKE_FD(wr));
+    int r = selftest_wait(pid, rd, log_fd, err);
+    struct dlc_error *e = NULL;
+    if (cache_dir != NULL && dlc_rm_rf(cache_dir, &e) < 0) {
+        dlc_warn("opencl: self-test: %s, ignoring", e->msg);
+        dlc_error_free(&e);
+    }
+    return r;
 }
 
 int tensor__ocl_selftest(bool gpu_only, struct dlc_error **err)

@@ -169,6 +169,20 @@ def test_stage_self_test_catches_pocl_without_ld(tmp_path):
     assert 'it printed: error: unable to execute command: Executable "ld"' in p.stdout
 
 
+def test_self_test_is_not_fooled_by_a_warm_kernel_cache(tmp_path):
+    # A run with `ld` fills the kernel cache; without `ld` the self-test still compiles and
+    # links its kernel afresh (a cached one would pass and leave the abort for later).
+    cache = tmp_path / "kcache"
+    assert run(GPU_TENSOR, "devices", env={"POCL_CACHE_DIR": str(cache)}).returncode == 0
+    assert any(cache.iterdir())
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    broken(tmp_path, {"PATH": str(empty), "POCL_CACHE_DIR": str(cache)},
+           "opencl backend: self-test: the OpenCL driver crashed (signal 6, Aborted)")
+    leftovers = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("dlc-opencl-selftest-*")]
+    assert not leftovers, leftovers
+
+
 def test_gpu_memory_limit(tmp_path):
     broken(tmp_path, {"DLC_GPU_MEMORY_LIMIT": "16k"},
            "would exceed gpu_memory_limit=16.4 kB (0 B in use); raise gpu_memory_limit or "
