@@ -31,12 +31,13 @@ struct rstore {
     char *blobs_dir;
     char *repos_dir;
     char *uploads_dir;
-    int lock_fd;               /* flock: shared while serving, exclusive for gc */
+    int lock_fd;               /* flock, exclusive: one server or one gc */
     pthread_mutex_t meta_lock; /* manifest/tag mutations within one server */
 };
 
-/* exclusive: for gc (EBUSY if a server holds root); otherwise shared. Creates the layout. */
-int rstore_open(const char *root, bool exclusive, struct rstore **ret, struct dlc_error **err);
+/* Creates the layout and locks root for this process: EBUSY when a server or a gc (gc says
+ * which is asking) holds it. */
+int rstore_open(const char *root, bool gc, struct rstore **ret, struct dlc_error **err);
 void rstore_free(struct rstore *st);
 /* Removes every file under _uploads (leftovers of a run that died). */
 int rstore_clear_uploads(struct rstore *st, struct dlc_error **err);

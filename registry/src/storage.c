@@ -8,7 +8,7 @@
 
 #include "registry-internal.h"
 
-static int open_layout(struct rstore *st, bool exclusive, struct dlc_error **err)
+static int open_layout(struct rstore *st, bool gc, struct dlc_error **err)
 {
     const char *const dirs[] = {st->blobs_dir, st->repos_dir, st->uploads_dir};
     for (size_t i = 0; i < DLC_ARRAY_SIZE(dirs); i++)
@@ -18,17 +18,18 @@ static int open_layout(struct rstore *st, bool exclusive, struct dlc_error **err
     st->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (st->lock_fd < 0)
         return dlc_error_set_errno(err, errno, "open %s", lock);
-    if (flock(st->lock_fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+    /* One process at a time: a server owns the upload area (it clears it on start) */
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         if (errno == EWOULDBLOCK)
             return dlc_error_set(err, EBUSY, "registry root %s is in use%s", st->root,
-                                 exclusive ? " by a running server; stop it first"
-                                           : " by garbage collection");
+                                 gc ? " by a running server; stop it first"
+                                    : " by another server or by garbage collection");
         return dlc_error_set_errno(err, errno, "lock %s", lock);
     }
     return 0;
 }
 
-int rstore_open(const char *root, bool exclusive, struct rstore **ret, struct dlc_error **err)
+int rstore_open(const char *root, bool gc, struct rstore **ret, struct dlc_error **err)
 {
     if (dlc_mkdir_p(root, 0755, err) < 0)
         return dlc_error_wrap(err, "registry root");
@@ -39,7 +40,7 @@ int rstore_open(const char *root, bool exclusive, struct rstore **ret, struct dl
     st->uploads_dir = dlc_path_join(root, "_uploads");
     st->lock_fd = -1;
     pthread_mutex_init(&st->meta_lock, NULL);
-    if (open_layout(st, exclusive, err) < 0) {
+    if (open_layout(st, gc, err) < 0) {
         rstore_free(st);
         return -1;
     }

@@ -97,9 +97,11 @@ def test_32_concurrent_overlapping_pushes(tmp_path, dlc, registry):  # noqa: F81
     blobs = [f for f in files_under(registry.root) if f.startswith("blobs/")]
     assert len(blobs) == 2 + 32 * 3  # shared base + (layer, config, manifest) per image
     assert os.listdir(registry.root / "_uploads") == []
-    # gc refuses to run beside a server, and finds nothing to remove once it is stopped
+    # gc, or a second server, refuse to run beside a server; gc finds nothing to remove
     p = dlc("registry", "gc", "--root", registry.root, check=False)
     assert p.returncode == 1 and "in use by a running server" in p.stderr
+    p = dlc("registry", "serve", "--root", registry.root, "--listen", "127.0.0.1:0", check=False)
+    assert p.returncode == 1 and "in use by another server" in p.stderr
     assert registry.stop() == 0
     p = dlc("registry", "gc", "--root", registry.root, "--dry-run")
     assert p.stdout.startswith("would remove 0 blobs")
