@@ -107,6 +107,11 @@ test: deps
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-integration
 
+# The README's first command: scripts/demo.sh (DEMO_OUT=DIR puts its files elsewhere).
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@DLC_BUILD=$(abspath $(BUILD)) ./scripts/demo.sh
+
 BANNED := sprintf|strcpy|strcat|strncpy|strtok|gets|atoi|atol|system|popen|alloca
 SRC_DIRS := $(wildcard $(COMPONENTS) cli tests/unit bench)
 C_FILES = $(shell find $(SRC_DIRS) -name '*.[ch]' -not -path '*/build/*' 2>/dev/null)
