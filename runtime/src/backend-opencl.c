@@ -136,6 +136,9 @@ int tensor__ocl_launch(struct ocl_ctx *c, enum ocl_kernel k, cl_uint dims, const
                        struct dlc_error **err)
 {
     cl_kernel kern = c->k[k];
+    for (cl_uint d = 0; d < dims; d++)
+        if (global[d] == 0) /* an empty tensor: nothing to do (and OpenCL 1.2 refuses it) */
+            return 0;
     for (size_t i = 0; i < n_args; i++) {
         cl_int rc =
                 clSetKernelArg(kern, (cl_uint)i, args[i].size, args[i].null ? NULL : &args[i].v);
@@ -317,6 +320,8 @@ static int ocl_upload(struct tensor_backend *be, const struct tensor *dst, const
 {
     struct ocl_ctx *c = ocl_ctx(be);
     size_t n = (size_t)tensor_nelem(dst) * sizeof(float);
+    if (n == 0)
+        return 0;
     cl_int rc = clEnqueueWriteBuffer(c->queue, ocl_mem_of(dst), CL_TRUE,
                                      dst->offset * sizeof(float), n, src, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
@@ -329,6 +334,8 @@ static int ocl_download(struct tensor_backend *be, const struct tensor *src, flo
 {
     struct ocl_ctx *c = ocl_ctx(be);
     size_t n = (size_t)tensor_nelem(src) * sizeof(float);
+    if (n == 0)
+        return 0;
     cl_int rc = clEnqueueReadBuffer(c->queue, ocl_mem_of(src), CL_TRUE, src->offset * sizeof(float),
                                     n, dst, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
@@ -358,6 +365,8 @@ static int ocl_gather(struct tensor_backend *be, const struct tensor *src, const
             return dlc_error_set(err, EINVAL, "gather: row %lld is outside 0..%lld",
                                  (long long)rows[i], (long long)limit - 1);
     size_t bytes = (size_t)n * sizeof(cl_long);
+    if (n == 0)
+        return 0;
     if (tensor__ocl_scratch(c, &c->index, bytes, "gather indices", err) < 0)
         return -1;
     cl_int rc =

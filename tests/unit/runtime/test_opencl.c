@@ -512,6 +512,29 @@ static void test_opencl__training_matches_cpu(void **state)
 
 /* ---- memory, selection, listing ------------------------------------------------------ */
 
+/* Zero rows (a last batch of nothing, an empty prediction) is no error anywhere. */
+static void test_opencl__empty_tensors(void **state)
+{
+    (void)state;
+    struct pair x = pair_new(0, 5, 0, NULL), y = pair_new(0, 5, 0, NULL);
+    struct pair w = pair_new(5, 3, 0, NULL), o = pair_new(0, 3, 0, NULL);
+    float host[1] = {0};
+    int64_t idx[1] = {0};
+    RUN(ocl, ocl->ops->upload(ocl, &x.g, host, ERR));
+    RUN(ocl, ocl->ops->download(ocl, &x.g, host, ERR));
+    struct pair src = pair_new(4, 5, 0, NULL);
+    RUN(ocl, ocl->ops->gather(ocl, &src.g, idx, &y.g, ERR));
+    pair_free(&src);
+    for (int a = 0; a < _TENSOR_ACT_MAX; a++) {
+        RUN(ocl, ocl->ops->bias_act(ocl, &x.g, &y.g, NULL, (enum tensor_act)a, NULL, ERR));
+        RUN(ocl, ocl->ops->act_backward(ocl, (enum tensor_act)a, &y.g, &x.g, &y.g, ERR));
+    }
+    RUN(ocl, ocl->ops->gemm(ocl, false, false, 1.0f, &x.g, &w.g, 0.0f, &o.g, ERR));
+    RUN(ocl, ocl->ops->dropout(ocl, &x.g, &y.g, &y.g, 0.5f, 1, 2, ERR));
+    RUN(ocl, ocl->ops->sync(ocl, ERR));
+    pair_free(&x), pair_free(&y), pair_free(&w), pair_free(&o);
+}
+
 static void test_opencl__memory_limit(void **state)
 {
     (void)state;
@@ -613,6 +636,7 @@ int main(void)
             cmocka_unit_test(test_opencl__gather_is_exact_and_checks_rows),
             cmocka_unit_test(test_opencl__optimizer_steps_are_bit_exact),
             cmocka_unit_test(test_opencl__training_matches_cpu),
+            cmocka_unit_test(test_opencl__empty_tensors),
             cmocka_unit_test(test_opencl__memory_limit),
             cmocka_unit_test(test_opencl__gpu_policy),
             cmocka_unit_test(test_opencl__describe_lists_devices),
