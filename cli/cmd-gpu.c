@@ -231,9 +231,28 @@ static int cdi_generate(const struct cli_command *cmd, const struct info_opts *o
         return cli_usage_error(cmd, "--format belongs to 'dlc cdi list'");
     struct dlc_error *err = NULL;
     _cleanup_free_ char *json = NULL;
-    if (runner_cdi_generate(o->driver_root, o->kind, &json, &err) < 0)
+    bool to_file = o->output && strcmp(o->output, "-") != 0;
+    /* Files the spec mounts that dlc writes: beside it, "dlc.json" -> "dlc.d/". */
+    _cleanup_free_ char *aux = NULL;
+    if (to_file) {
+        size_t n = strlen(o->output);
+        if (dlc_endswith(o->output, ".json"))
+            n -= strlen(".json");
+        aux = xasprintf("%.*s.d", (int)n, o->output);
+        if (aux[0] != '/') {
+            char cwd[4096];
+            if (getcwd(cwd, sizeof(cwd)) == NULL) {
+                dlc_error_set_errno(&err, errno, "getcwd");
+                return cli_fail("cdi generate", &err);
+            }
+            char *abs = dlc_path_join(cwd, aux);
+            free(aux);
+            aux = abs;
+        }
+    }
+    if (runner_cdi_generate(o->driver_root, o->kind, aux, &json, &err) < 0)
         return cli_fail("cdi generate", &err);
-    if (o->output == NULL || strcmp(o->output, "-") == 0) {
+    if (!to_file) {
         fputs(json, stdout);
         return 0;
     }

@@ -341,9 +341,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct runner_host_info *, runner_host_info_free)
 
 /* `dlc cdi generate`: a CDI spec (pretty JSON, caller frees) of kind (NULL:
  * "dlc.local/gpu") with a device per GPU (index and UUID), per usable OpenCL ICD
- * ("opencl-<name>") and "all". ENODEV when the host has none. */
-int runner_cdi_generate(const char *driver_root, const char *kind, char **ret_json,
-                        struct dlc_error **err);
+ * ("opencl-<name>") and "all". Files the spec needs that the host lacks (pocl's linker
+ * scripts) are written into aux_dir and mounted from there (aux_dir NULL: left out, with a
+ * warning). ENODEV when the host has nothing to offer. */
+int runner_cdi_generate(const char *driver_root, const char *kind, const char *aux_dir,
+                        char **ret_json, struct dlc_error **err);
 
 /* ---- published ports: -p (runner/src/publish*.c, issue 8) ---------------------------- */
 

@@ -29,6 +29,12 @@ static json_t *plan_edits(const struct gpu_plan *p)
                                         b->readonly ? "ro" : "rw", "nosuid", "nodev", "bind"));
     }
     json_t *edits = json_object();
+    if (p->env) {
+        json_t *env = json_array();
+        for (size_t i = 0; p->env[i]; i++)
+            json_array_append_new(env, json_string(p->env[i]));
+        json_object_set_new(edits, "env", env);
+    }
     if (json_array_size(nodes) > 0)
         json_object_set(edits, "deviceNodes", nodes);
     if (json_array_size(mounts) > 0)
@@ -58,10 +64,10 @@ static char *icd_device_name(const char *icd)
     return name;
 }
 
-static int add_gpu_device(json_t *devices, const struct gpu_host *h, size_t i, bool *libs,
-                          struct dlc_error **err)
+static int add_gpu_device(json_t *devices, const struct gpu_host *h, size_t i, const char *aux_dir,
+                          bool *libs, struct dlc_error **err)
 {
-    struct gpu_plan p = {.for_cdi = true};
+    struct gpu_plan p = {.for_cdi = true, .aux_dir = aux_dir};
     _cleanup_free_ bool *sel = xcalloc(h->n_gpus, sizeof(bool));
     sel[i] = true;
     if (gpu_nvidia_plan(&p, h, sel, err) < 0 || gpu_amd_plan(&p, h, sel, err) < 0) {
@@ -78,9 +84,9 @@ static int add_gpu_device(json_t *devices, const struct gpu_host *h, size_t i, b
 }
 
 static int add_icd_device(json_t *devices, const struct gpu_host *h, const struct gpu_icd *icd,
-                          bool *libs, struct dlc_error **err)
+                          const char *aux_dir, bool *libs, struct dlc_error **err)
 {
-    struct gpu_plan p = {.for_cdi = true};
+    struct gpu_plan p = {.for_cdi = true, .aux_dir = aux_dir};
     if (gpu_opencl_plan_icd(&p, h, icd, err) < 0) {
         gpu_plan_release(&p);
         return -1;
@@ -92,9 +98,10 @@ static int add_icd_device(json_t *devices, const struct gpu_host *h, const struc
     return 0;
 }
 
-static int add_all_device(json_t *devices, const struct gpu_host *h, struct dlc_error **err)
+static int add_all_device(json_t *devices, const struct gpu_host *h, const char *aux_dir,
+                          struct dlc_error **err)
 {
-    struct gpu_plan p = {.for_cdi = true};
+    struct gpu_plan p = {.for_cdi = true, .aux_dir = aux_dir};
     _cleanup_free_ bool *sel = xcalloc(h->n_gpus + 1, sizeof(bool));
     for (size_t i = 0; i < h->n_gpus; i++)
         sel[i] = true;
@@ -107,7 +114,7 @@ static int add_all_device(json_t *devices, const struct gpu_host *h, struct dlc_
     return r;
 }
 
-int cdi_generate(const struct gpu_host *h, const char *kind, char **ret_json,
+int cdi_generate(const struct gpu_host *h, const char *kind, const char *aux_dir, char **ret_json,
                  struct dlc_error **err)
 {
     _cleanup_free_ char *probe = xasprintf("%s=all", kind);
@@ -116,15 +123,15 @@ int cdi_generate(const struct gpu_host *h, const char *kind, char **ret_json,
     json_auto_t *devices = json_array();
     bool libs = false;
     for (size_t i = 0; i < h->n_gpus; i++)
-        if (add_gpu_device(devices, h, i, &libs, err) < 0)
+        if (add_gpu_device(devices, h, i, aux_dir, &libs, err) < 0)
             return -1;
     for (size_t i = 0; i < h->n_icds; i++)
         if (h->icds[i].problem == NULL && !gpu_icd_is_nvidia(&h->icds[i]) &&
-            add_icd_device(devices, h, &h->icds[i], &libs, err) < 0)
+            add_icd_device(devices, h, &h->icds[i], aux_dir, &libs, err) < 0)
             return -1;
     if (json_array_size(devices) == 0)
         return dlc_error_set(err, ENODEV, "no GPU and no usable OpenCL ICD under %s", h->root);
-    if (add_all_device(devices, h, err) < 0)
+    if (add_all_device(devices, h, aux_dir, err) < 0)
         return -1;
     json_auto_t *spec = json_pack("{s:s, s:s, s:O}", "cdiVersion", CDI_VERSION, "kind", kind,
                                   "devices", devices);

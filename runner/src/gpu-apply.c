@@ -19,12 +19,15 @@ static void log_plan(const struct gpu_plan *p)
         dlc_debug("gpu: env %s", p->env[i]);
 }
 
-/* LD_LIBRARY_PATH=ours, in front of a value the user gave with -e (kept, not replaced). */
+/* LD_LIBRARY_PATH/LIBRARY_PATH=ours, in front of a value the user gave with -e (kept, not
+ * replaced). */
 static void add_env(struct runner_spec *spec, const char *kv)
 {
-    const char *ours = dlc_startswith(kv, "LD_LIBRARY_PATH=");
-    for (size_t i = 0; ours && spec->env && spec->env[i]; i++) {
-        const char *theirs = dlc_startswith(spec->env[i], "LD_LIBRARY_PATH=");
+    const char *eq = strchr(kv, '=');
+    _cleanup_free_ char *key = xstrndup(kv, eq ? (size_t)(eq - kv + 1) : strlen(kv));
+    bool path = strcmp(key, "LD_LIBRARY_PATH=") == 0 || strcmp(key, "LIBRARY_PATH=") == 0;
+    for (size_t i = 0; path && spec->env && spec->env[i]; i++) {
+        const char *theirs = dlc_startswith(spec->env[i], key);
         if (theirs == NULL)
             continue;
         char *merged = *theirs ? xasprintf("%s:%s", kv, theirs) : xstrdup(kv);

@@ -103,11 +103,11 @@ int runner_host_info(const char *driver_root, struct runner_host_info **ret, str
     return 0;
 }
 
-int runner_cdi_generate(const char *driver_root, const char *kind, char **ret_json,
-                        struct dlc_error **err)
+int runner_cdi_generate(const char *driver_root, const char *kind, const char *aux_dir,
+                        char **ret_json, struct dlc_error **err)
 {
     _cleanup_(gpu_host_freep) struct gpu_host *h = NULL;
     if (gpu_host_discover(driver_root, &h, err) < 0)
         return -1;
-    return cdi_generate(h, kind ? kind : DEFAULT_CDI_KIND, ret_json, err);
+    return cdi_generate(h, kind ? kind : DEFAULT_CDI_KIND, aux_dir, ret_json, err);
 }

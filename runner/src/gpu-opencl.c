@@ -64,6 +64,9 @@ static void resolve_icd(struct gpu_host *h, struct gpu_icd *icd)
         return;
     }
     find_data_dirs(h, icd);
+    _cleanup_free_ char *stem = lib_stem(icd->libs[0].soname);
+    if (dlc_streq(stem, "pocl"))
+        gpu_pocl_discover(h, icd);
 }
 
 static void add_icd(struct gpu_host *h, const char *dir, const char *file)
@@ -131,6 +134,8 @@ int gpu_opencl_plan_icd(struct gpu_plan *p, const struct gpu_host *h, const stru
     for (size_t j = 0; icd->data_dirs && icd->data_dirs[j]; j++)
         if (gpu_plan_add_bind(p, icd->data_dirs[j], icd->data_dests[j], err) < 0)
             return dlc_error_wrap(err, "OpenCL ICD %s", icd->file);
+    if (icd->toolchain && gpu_pocl_plan(p, err) < 0)
+        return -1;
     _cleanup_free_ char *path = xasprintf(VENDORS_DIR "/%s.icd", icd->name);
     if (p->for_cdi) {
         /* A CDI spec cannot write files: the host's .icd is mounted; a library it names by

@@ -184,9 +184,30 @@ int gpu_plan_add_bind(struct gpu_plan *p, const char *host, const char *containe
     return gpu_plan_add_mount(p, host, container, true, err);
 }
 
+/* A CDI spec cannot write files: the file is written on the host into aux_dir (named after
+ * its container path) and mounted read-only. */
+static int cdi_file(struct gpu_plan *p, const char *path, const char *content,
+                    struct dlc_error **err)
+{
+    if (p->aux_dir == NULL) {
+        dlc_warn("gpu: %s is left out of the CDI spec (give --output to write it beside)", path);
+        return 0;
+    }
+    _cleanup_free_ char *name = xstrdup(path + strspn(path, "/"));
+    for (char *c = name; *c; c++)
+        *c = *c == '/' ? '_' : *c;
+    _cleanup_free_ char *host = dlc_path_join(p->aux_dir, name);
+    if (dlc_mkdir_p(p->aux_dir, 0755, err) < 0 ||
+        dlc_write_file_atomic(host, content, strlen(content), 0644, err) < 0)
+        return -1;
+    return gpu_plan_add_bind(p, host, path, err);
+}
+
 int gpu_plan_add_file(struct gpu_plan *p, const char *path, const char *content,
                       struct dlc_error **err)
 {
+    if (p->for_cdi)
+        return cdi_file(p, path, content, err);
     for (size_t i = 0; i < p->n_files; i++) {
         if (strcmp(p->files[i].path, path) != 0)
             continue;
@@ -204,7 +225,8 @@ int gpu_plan_add_file(struct gpu_plan *p, const char *path, const char *content,
 
 void gpu_plan_add_env(struct gpu_plan *p, const char *kv)
 {
-    p->env = dlc_strv_push(p->env, kv);
+    if (!dlc_strv_contains(p->env, kv))
+        p->env = dlc_strv_push(p->env, kv);
 }
 
 void gpu_plan_add_lib_dir(struct gpu_plan *p, const char *dir)

@@ -24,6 +24,17 @@
  * container's own ld.so.cache is never rewritten (no ldconfig run inside the container). */
 #define GPU_LIB_DIR "/usr/lib/dlc-gpu"
 
+/* Linker scripts and static pieces for pocl's kernel linking (gpu-pocl.c). */
+#define GPU_LD_DIR GPU_LIB_DIR "/ld"
+
+#if defined(__x86_64__)
+#    define GPU_MULTIARCH "x86_64-linux-gnu"
+#elif defined(__aarch64__)
+#    define GPU_MULTIARCH "aarch64-linux-gnu"
+#else
+#    error "GPU passthrough supports x86_64 and aarch64 hosts"
+#endif
+
 #define NVIDIA_MAJOR      195
 #define NVIDIA_CTL_MINOR  255
 #define DRM_MAJOR         226
@@ -101,6 +112,7 @@ struct gpu_icd {
     size_t n_libs;
     char **data_dirs;  /* host dirs the vendor library reads beside itself (pocl's) */
     char **data_dests; /* where each goes in the container */
+    bool toolchain;    /* pocl: its linker is among the data (gpu-pocl.c) */
 };
 
 struct gpu_host {
@@ -149,6 +161,9 @@ struct gpu_plan {
     char **lib_dirs; /* container dirs for LD_LIBRARY_PATH, in order */
     int num_gpus;    /* SM_NUM_GPUS: the per-GPU nodes (/dev/nvidiaN, /dev/dri/renderDN) */
     bool for_cdi;    /* building a CDI spec: no files (mount the host's .icd instead) */
+    /* for_cdi: where files the spec needs are written on the host (then mounted); NULL:
+     * such files are left out with a warning. */
+    const char *aux_dir;
 };
 
 void gpu_plan_release(struct gpu_plan *p);
@@ -189,6 +204,11 @@ int gpu_amd_plan(struct gpu_plan *p, const struct gpu_host *h, const bool *sel,
  * absolute path in the container (with for_cdi, the host's .icd file mounted). */
 int gpu_opencl_plan_icd(struct gpu_plan *p, const struct gpu_host *h, const struct gpu_icd *icd,
                         struct dlc_error **err);
+/* pocl: the host's linker, GCC runtime dir and libc_nonshared.a into icd's data (a
+ * warning when the host lacks them); the plan part writes the linker scripts and sets
+ * LIBRARY_PATH. */
+void gpu_pocl_discover(struct gpu_host *h, struct gpu_icd *icd);
+int gpu_pocl_plan(struct gpu_plan *p, struct dlc_error **err);
 /* True for the ICD of NVIDIA's driver (libnvidia-opencl). */
 bool gpu_icd_is_nvidia(const struct gpu_icd *icd);
 /* --device /dev/X[:/dev/Y]: one node, or every node under a directory (/dev/dri). */
@@ -223,7 +243,7 @@ int cdi_plan(struct gpu_plan *p, const struct cdi_registry *r, char *const *name
              struct dlc_error **err);
 /* A spec of kind for what h offers: one device per GPU (by index and UUID), one per
  * usable ICD ("opencl-<name>"), and "all". Pretty JSON, caller frees. */
-int cdi_generate(const struct gpu_host *h, const char *kind, char **ret_json,
+int cdi_generate(const struct gpu_host *h, const char *kind, const char *aux_dir, char **ret_json,
                  struct dlc_error **err);
 
 #endif

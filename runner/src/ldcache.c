@@ -29,11 +29,9 @@
 #if defined(__x86_64__)
 #    define FLAG_ARCH   0x0300
 #    define ELF_MACHINE EM_X86_64
-#    define MULTIARCH   "x86_64-linux-gnu"
 #elif defined(__aarch64__)
 #    define FLAG_ARCH   0x0a00
 #    define ELF_MACHINE EM_AARCH64
-#    define MULTIARCH   "aarch64-linux-gnu"
 #else
 #    error "GPU passthrough supports x86_64 and aarch64 hosts"
 #endif
@@ -403,8 +401,8 @@ char *gpu_lib_find(const struct gpu_ldcache *c, const char *root, const char *na
         if (found)
             return found;
     }
-    static const char *const defaults[] = {"/lib/" MULTIARCH,
-                                           "/usr/lib/" MULTIARCH,
+    static const char *const defaults[] = {"/lib/" GPU_MULTIARCH,
+                                           "/usr/lib/" GPU_MULTIARCH,
                                            "/lib64",
                                            "/usr/lib64",
                                            "/lib",

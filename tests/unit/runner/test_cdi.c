@@ -239,7 +239,7 @@ static void test_cdi__generate_round_trip(void **state)
     struct dlc_error *err = NULL;
     assert_int_equal(gpu_host_discover(root, &h, &err), 0);
     _cleanup_free_ char *json = NULL;
-    assert_int_equal(cdi_generate(h, "dlc.local/gpu", &json, &err), 0);
+    assert_int_equal(cdi_generate(h, "dlc.local/gpu", NULL, &json, &err), 0);
     gpu_host_free(h);
     fx_write(dirs, "run/dlc.json", json);
     _cleanup_strv_ char **d = cdi_spec_dirs();
@@ -282,12 +282,12 @@ static void test_cdi__generate_bad_kind_and_empty_host(void **state)
     struct dlc_error *err = NULL;
     assert_int_equal(gpu_host_discover(root, &h, &err), 0);
     char *json = NULL;
-    assert_dlc_error(cdi_generate(h, "nokind", &json, &err), &err, EINVAL,
+    assert_dlc_error(cdi_generate(h, "nokind", NULL, &json, &err), &err, EINVAL,
                      "invalid CDI kind 'nokind'");
     gpu_host_free(h);
     _cleanup_(fx_tmpdir_freep) char *empty = unit_tmpdir();
     assert_int_equal(gpu_host_discover(empty, &h, &err), 0);
-    assert_dlc_error(cdi_generate(h, "dlc.local/gpu", &json, &err), &err, ENODEV,
+    assert_dlc_error(cdi_generate(h, "dlc.local/gpu", NULL, &json, &err), &err, ENODEV,
                      "no GPU and no usable OpenCL ICD");
     gpu_host_free(h);
 }
