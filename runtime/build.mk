@@ -15,9 +15,11 @@ RUNTIME_LDLIBS += $(call pc,libmicrohttpd)
 $(eval $(call add_lib,runtime,common,$(RUNTIME_LDLIBS)))
 
 # Hot loops: -O3 vectorises more of them, -fno-math-errno lets sqrtf become one
-# instruction. Neither changes results (no fast-math).
+# instruction, -ffp-contract=off keeps a*b+c two roundings (TENSOR_KERNEL also says so
+# per function, for builds with other flags). None changes results (no fast-math).
+RUNTIME_CFLAGS := -O3 -fno-math-errno -ffp-contract=off
 $(runtime_OBJS): ALL_CPPFLAGS += $(RUNTIME_CPPFLAGS)
-$(runtime_OBJS): ALL_CFLAGS += -O3 -fno-math-errno
+$(runtime_OBJS): ALL_CFLAGS += $(RUNTIME_CFLAGS)
 
 TENSOR_VERSION := $(shell cat runtime/VERSION 2>/dev/null || echo 0.0.0)
 TENSOR_CMD_SRCS := $(wildcard runtime/cmd/*.c)

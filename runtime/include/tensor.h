@@ -155,6 +155,8 @@ struct tensor_backend_ops {
     /* Optional: memory aliasing n bytes of host memory the caller keeps alive (CPU: the
      * pointer itself), so large read-only datasets are not copied. */
     void *(*wrap)(struct tensor_backend *be, float *host, size_t bytes, struct dlc_error **err);
+    /* Optional: releases what wrap returned (the host memory stays the caller's). */
+    void (*unwrap)(struct tensor_backend *be, void *mem);
     int (*upload)(struct tensor_backend *be, const struct tensor *dst, const float *src,
                   struct dlc_error **err);
     int (*download)(struct tensor_backend *be, const struct tensor *src, float *dst,

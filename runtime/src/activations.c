@@ -57,7 +57,8 @@ static void softmax_row(float *y, int64_t cols)
         y[j] *= inv;
 }
 
-static void act_row(float *restrict y, int64_t cols, enum tensor_act act)
+static inline __attribute__((always_inline)) void act_row(float *restrict y, int64_t cols,
+                                                          enum tensor_act act)
 {
     switch (act) {
     case TENSOR_ACT_LINEAR:
@@ -86,8 +87,8 @@ static void act_row(float *restrict y, int64_t cols, enum tensor_act act)
     }
 }
 
-void tensor__cpu_bias_act(const float *x, float *y, const float *bias, float *pre, int64_t rows,
-                          int64_t cols, enum tensor_act act)
+TENSOR_KERNEL void tensor__cpu_bias_act(const float *x, float *y, const float *bias, float *pre,
+                                        int64_t rows, int64_t cols, enum tensor_act act)
 {
     for (int64_t i = 0; i < rows; i++) {
         float *row = y + i * cols;
@@ -120,8 +121,8 @@ static void gelu_backward(const float *restrict x, float *restrict g, int64_t n)
     }
 }
 
-void tensor__cpu_act_backward(enum tensor_act act, const float *y, const float *pre, float *g,
-                              int64_t rows, int64_t cols)
+TENSOR_KERNEL void tensor__cpu_act_backward(enum tensor_act act, const float *y, const float *pre,
+                                            float *g, int64_t rows, int64_t cols)
 {
     int64_t n = rows * cols;
     switch (act) {

@@ -135,8 +135,8 @@ static int cpu_act_backward(struct tensor_backend *be, enum tensor_act act, cons
     return 0;
 }
 
-static int cpu_sum_rows(struct tensor_backend *be, const struct tensor *x, float beta,
-                        struct tensor *out, struct dlc_error **err)
+TENSOR_KERNEL static int cpu_sum_rows(struct tensor_backend *be, const struct tensor *x, float beta,
+                                      struct tensor *out, struct dlc_error **err)
 {
     (void)be, (void)err;
     int64_t rows = tensor_rows(x), cols = tensor_cols(x);
@@ -179,8 +179,8 @@ static int cpu_dropout(struct tensor_backend *be, const struct tensor *x, struct
     return 0;
 }
 
-static int cpu_mul(struct tensor_backend *be, struct tensor *y, const struct tensor *m,
-                   struct dlc_error **err)
+TENSOR_KERNEL static int cpu_mul(struct tensor_backend *be, struct tensor *y,
+                                 const struct tensor *m, struct dlc_error **err)
 {
     (void)be, (void)err;
     int64_t n = tensor_nelem(y);
@@ -220,6 +220,7 @@ const struct tensor_backend_ops tensor_backend_cpu = {
         .alloc = cpu_alloc,
         .free = cpu_free,
         .wrap = cpu_wrap,
+        .unwrap = NULL, /* wrap aliases the host memory: nothing to release */
         .upload = cpu_upload,
         .download = cpu_download,
         .sync = cpu_sync,

@@ -96,8 +96,8 @@ int tensor_optimizer_from_json(const json_t *j, struct tensor_optimizer *ret,
     return 0;
 }
 
-void tensor__cpu_sgd(float *restrict w, const float *restrict g, float *restrict vel, size_t n,
-                     const struct tensor_sgd_args *a)
+TENSOR_KERNEL void tensor__cpu_sgd(float *restrict w, const float *restrict g, float *restrict vel,
+                                   size_t n, const struct tensor_sgd_args *a)
 {
     const float lr = a->lr, mom = a->momentum;
     if (vel == NULL) {
@@ -116,8 +116,8 @@ void tensor__cpu_sgd(float *restrict w, const float *restrict g, float *restrict
     }
 }
 
-void tensor__cpu_adam(float *restrict w, const float *restrict g, float *restrict m,
-                      float *restrict v, size_t n, const struct tensor_adam_args *a)
+TENSOR_KERNEL void tensor__cpu_adam(float *restrict w, const float *restrict g, float *restrict m,
+                                    float *restrict v, size_t n, const struct tensor_adam_args *a)
 {
     const float lr_t = a->lr_t, c1 = 1.0f - a->beta_1, c2 = 1.0f - a->beta_2, eps = a->epsilon;
     for (size_t i = 0; i < n; i++) {

@@ -32,6 +32,19 @@ static inline uint64_t tensor__mix64(uint64_t key, uint64_t counter)
 
 /* ---- CPU kernels (activations.c, losses.c, optimizers.c) ------------------------------ */
 
+/* The hot elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64 and the
+ * clone for this CPU is picked at load time: an image runs on whatever CPU its host has.
+ * AVX-512 has FMA instructions: fp-contract=off keeps a*b+c as two roundings in every
+ * clone, so results do not depend on which one runs (nor on the build's flags). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#    define TENSOR_KERNEL \
+        __attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off")))
+#elif defined(__x86_64__)
+#    define TENSOR_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#    define TENSOR_KERNEL
+#endif
+
 /* All operate on contiguous row-major rows x cols matrices. */
 void tensor__cpu_bias_act(const float *x, float *y, const float *bias, float *pre, int64_t rows,
                           int64_t cols, enum tensor_act act);

@@ -186,12 +186,12 @@ void tensor_trainer_free(struct tensor_trainer *tr)
         return;
     if (tr->arena != NULL)
         tr->be->ops->free(tr->be, tr->arena);
-    if (!tr->data_wrapped) {
-        if (tr->x_mem != NULL)
-            tr->be->ops->free(tr->be, tr->x_mem);
-        if (tr->y_mem != NULL)
-            tr->be->ops->free(tr->be, tr->y_mem);
-    }
+    void (*release)(struct tensor_backend *, void *) =
+            tr->data_wrapped ? tr->be->ops->unwrap : tr->be->ops->free;
+    if (release != NULL && tr->x_mem != NULL)
+        release(tr->be, tr->x_mem);
+    if (release != NULL && tr->y_mem != NULL)
+        release(tr->be, tr->y_mem);
     free(tr->perm);
     free(tr->pl);
     free(tr);
