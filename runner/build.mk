@@ -1,2 +1,10 @@
 # runner: namespaces, rootfs, mounts, SageMaker channels, seccomp, caps, cgroups.
 $(eval $(call add_lib,runner,oci common,$(call pc,libarchive) $(call pc,libseccomp) $(call pc,libcap)))
+
+# The static probe the isolation tests copy into fixture images.
+RUNNER_PROBE := $(BUILD)/tests/runner/probe
+$(RUNNER_PROBE): tests/integration/run_probe.c
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)
+	$(Q)$(CC) -std=gnu11 $(WARN) $(OPT) -D_GNU_SOURCE -static -o $@ $<
+BINARIES += $(RUNNER_PROBE)

@@ -494,6 +494,9 @@ static int run(const char *root, const struct runner_spec *spec, struct runner_r
     sigset_t block, old;
     runner_signals_forwarded(&block);
     sigprocmask(SIG_BLOCK, &block, &old);
+    /* a child that died early closes its end of the sync pipe: EPIPE, not a signal */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+    sigaction(SIGPIPE, &ign, &old_pipe);
     runner_state_cleanup_stale(root);
     struct runner_container ct;
     container_init(&ct, spec, root);
@@ -520,6 +523,7 @@ static int run(const char *root, const struct runner_spec *spec, struct runner_r
         free(o.setup_msg);
     }
     container_release(&ct);
+    sigaction(SIGPIPE, &old_pipe, NULL);
     sigprocmask(SIG_SETMASK, &old, NULL);
     return r;
 }
