@@ -173,6 +173,35 @@ static void test_opencl__gemm_matches_cpu(void **state)
     gemm_case(false, false, 4, 4, 0, 1.0f, 0.5f); /* K = 0: C = beta * C */
 }
 
+/* The parameters GPUs get by default (and an odd set: vector width 1 and 2, non-square
+ * work-groups), run here on whatever device there is, so CI covers those builds too. */
+static void test_opencl__gemm_with_other_parameters(void **state)
+{
+    (void)state;
+    static const char *const params[] = {
+            "MWG=128,NWG=128,KWG=16,MDIMC=16,NDIMC=16,VWM=4,VWN=4,WGD=32,MDIMCD=16,NDIMCD=16,"
+            "MIN_INDIRECT=128",
+            "MWG=64,NWG=32,KWG=8,MDIMC=8,NDIMC=16,VWM=2,VWN=1,WGD=16,MDIMCD=8,NDIMCD=4,KWGD=8,"
+            "MIN_INDIRECT=1",
+    };
+    struct tensor_backend *saved = ocl;
+    for (size_t i = 0; i < DLC_ARRAY_SIZE(params); i++) {
+        struct dlc_error *err = NULL;
+        setenv("DLC_OPENCL_GEMM", params[i], 1);
+        int r = tensor_backend_open("opencl", 0, &ocl, &err);
+        unsetenv("DLC_OPENCL_GEMM");
+        if (r < 0)
+            fail_msg("%s: %s", params[i], err->msg);
+        for (int t = 0; t < 4; t++) {
+            gemm_case(t & 1, t & 2, 7, 5, 3, 1.0f, 0.0f);
+            gemm_case(t & 1, t & 2, 130, 257, 70, 1.0f, 0.0f);
+            gemm_case(t & 1, t & 2, 256, 128, 64, 0.5f, 0.25f);
+        }
+        tensor_backend_close(ocl);
+        ocl = saved;
+    }
+}
+
 /* ---- activations --------------------------------------------------------------------- */
 
 static void bias_act_case(enum tensor_act act, bool bias, bool pre, bool in_place)
@@ -627,6 +656,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_opencl__gemm_matches_cpu),
+            cmocka_unit_test(test_opencl__gemm_with_other_parameters),
             cmocka_unit_test(test_opencl__bias_act_matches_cpu),
             cmocka_unit_test(test_opencl__act_backward_matches_cpu),
             cmocka_unit_test(test_opencl__sum_rows_matches_cpu),
