@@ -453,6 +453,32 @@ static int none_usable(const struct seen *s, size_t n, bool gpu_only, struct dlc
                          dlc_strbuf_str(&sb));
 }
 
+/* Why a vendor's platform may see no device: its device nodes are missing or not
+ * openable (not passed into the container, not allowed by the device cgroup, or not in the
+ * node's group). Appends "; /dev/nvidiactl: No such file or directory" and the like. */
+static void node_hints(struct dlc_strbuf *sb, const char *platform)
+{
+    static const struct {
+        const char *vendor;
+        const char *nodes[3];
+    } vendors[] = {
+            {"NVIDIA", {"/dev/nvidiactl", "/dev/nvidia0", "/dev/nvidia-uvm"}},
+            {"AMD", {"/dev/kfd", "/dev/dri/renderD128", NULL}},
+            {"Intel", {"/dev/dri/renderD128", NULL, NULL}},
+    };
+    for (size_t v = 0; v < DLC_ARRAY_SIZE(vendors); v++) {
+        if (strstr(platform, vendors[v].vendor) == NULL)
+            continue;
+        for (size_t i = 0; i < 3 && vendors[v].nodes[i] != NULL; i++) {
+            int fd = open(vendors[v].nodes[i], O_RDWR | O_CLOEXEC | O_NOCTTY);
+            if (fd < 0)
+                dlc_strbuf_appendf(sb, "; %s: %m", vendors[v].nodes[i]);
+            else
+                close(fd);
+        }
+    }
+}
+
 static int no_devices(cl_platform_id *plats, cl_uint np, struct dlc_error **err)
 {
     _cleanup_strbuf_ struct dlc_strbuf sb = DLC_STRBUF_INIT;
@@ -461,6 +487,7 @@ static int no_devices(cl_platform_id *plats, cl_uint np, struct dlc_error **err)
         _cleanup_free_ char *name = platform_string(plats[p], CL_PLATFORM_NAME);
         dlc_strbuf_appendf(&sb, "%s'%s'", p ? ", " : "", name);
         pocl |= strstr(name, "Portable Computing Language") != NULL;
+        node_hints(&sb, name);
     }
     return dlc_error_set(err, ENODEV, "device: the OpenCL platforms report no device at all: %s%s",
                          dlc_strbuf_str(&sb),
