@@ -36,8 +36,10 @@ def bb(dlc, tmp_path):
 
 @pytest.fixture
 def cdi_dir(tmp_path, monkeypatch):
+    """A private CDI spec directory (never the host's /etc/cdi) for every dlc call."""
     d = tmp_path / "cdi"
     d.mkdir()
+    monkeypatch.setenv("DLC_CDI_SPEC_DIRS", str(d))
     return d
 
 
@@ -120,12 +122,12 @@ def test_gpus_selection_by_uuid_and_sm_num_gpus(dlc, fake_root, bb, tmp_path):
     assert p.stdout.split() == ["nvidia1"]
     data = tmp_path / "data"
     data.mkdir()
-    out = tmp_path / "out"
-    p = dlc("train", "--gpus", "all", "--driver-root", fake_root, "--channel",
-            f"training={data}", "--output", out, "--entrypoint", "sh", bb, "-c",
-            "echo SM_NUM_GPUS=$SM_NUM_GPUS; grep -o '\"num_gpus\": *[0-9]*' "
-            "/opt/ml/input/config/resourceconfig.json || true", timeout=120)
-    assert "SM_NUM_GPUS=2" in p.stdout.splitlines()
+    p = sh(dlc, "--gpus", "all", "--driver-root", fake_root, "--channel", f"training={data}",
+           bb, script="echo SM_NUM_GPUS=$SM_NUM_GPUS; ls /dev | grep '^nvidia[0-9]'")
+    assert p.stdout.split() == ["SM_NUM_GPUS=2", "nvidia0", "nvidia1"]
+    p = sh(dlc, "--gpus", "none", "--driver-root", fake_root, "--channel", f"training={data}",
+           bb, script="echo SM_NUM_GPUS=$SM_NUM_GPUS; ls /dev | grep -c '^nvidia' || true")
+    assert p.stdout.split() == ["SM_NUM_GPUS=0", "0"]
 
 
 def test_selection_never_comes_from_the_image_env(dlc, fake_root, bb):
@@ -209,7 +211,7 @@ VERSION = (REPO / "runtime" / "VERSION").read_text().strip()
 @pytest.fixture
 def gpu_image(dlc):
     assert GPU_TENSOR.exists(), f"{GPU_TENSOR} is not built: run `make`"
-    dlc("build", "--build-dir", BUILD, "--variant", "all", cwd=REPO, timeout=600,
+    dlc("build", "--build-dir", BUILD, "--variant", "gpu", cwd=REPO, timeout=600,
         env={"SOURCE_DATE_EPOCH": "1700000000"})
     return f"tensor-runtime:{VERSION}-gpu"
 
@@ -224,33 +226,51 @@ def write_dataset(d):
         x = [rnd.uniform(-1, 1) for _ in range(8)]
         rows.append(",".join([str(int(sum(x) > 0))] + [f"{v:.6f}" for v in x]))
     (d / "train.csv").write_text("\n".join(rows) + "\n")
+    return d
+
+
+HPS = ["--hp", "loss=sparse_categorical_crossentropy", "--hp", "epochs=3", "--hp", "seed=1"]
+
+
+def train(dlc, image, data, *args, check=True):
+    """The image's train command (SageMaker's contract) through dlc run."""
+    return dlc("run", "--rm", *args, "--channel", f"training={data}", *HPS, image, "train",
+               check=check, timeout=600)
 
 
 def test_tensor_devices_lists_pocl(dlc, gpu_image):
     p = dlc("run", "--rm", "--gpus", "all", gpu_image, "devices", timeout=300)
     assert "Portable Computing Language" in p.stdout, p.stdout + p.stderr
+    assert "unavailable" not in p.stdout  # the self-test kernel built, linked and ran
 
 
 def test_device_gpu_without_gpus_fails_clearly(dlc, gpu_image, tmp_path):
-    write_dataset(tmp_path / "data")
-    p = dlc("train", "--channel", f"training={tmp_path / 'data'}", "--output",
-            tmp_path / "out", "--hp", "device=gpu", "--hp", "epochs=1", gpu_image,
-            check=False, timeout=300)
+    p = train(dlc, gpu_image, write_dataset(tmp_path / "data"), "--hp", "device=gpu",
+              check=False)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "no GPU" in p.stderr or "no GPU" in p.stdout, p.stdout + p.stderr
+    # the runtime names the stage (no ICD) and points at --gpus; never a silent CPU run
+    assert p.stderr.startswith("tensor: train: opencl backend: ICD: "), p.stderr
+    assert "--gpus" in p.stderr
+    assert "Epoch" not in p.stdout
 
 
 def test_train_on_pocl_matches_cpu(dlc, gpu_image, tmp_path):
-    write_dataset(tmp_path / "data")
+    data = write_dataset(tmp_path / "data")
     losses = {}
     for device, extra in [("cpu", []), ("opencl", ["--gpus", "all"])]:
-        out = tmp_path / f"out-{device}"
-        p = dlc("train", *extra, "--channel", f"training={tmp_path / 'data'}", "--output", out,
-                "--hp", f"device={device}", "--hp", "epochs=3", "--hp", "seed=1", gpu_image,
-                timeout=600)
-        found = re.findall(r"loss[=: ]+([0-9.]+(?:e-?\d+)?)", p.stdout + p.stderr)
-        assert found, p.stdout + p.stderr
-        losses[device] = [float(x) for x in found]
-    assert len(losses["cpu"]) == len(losses["opencl"])
-    for a, b in zip(losses["cpu"], losses["opencl"]):
+        p = train(dlc, gpu_image, data, "--hp", f"device={device}", *extra)
+        assert f" on {device} " in p.stdout + p.stderr, p.stdout + p.stderr
+        losses[device] = [float(x) for x in re.findall(r" loss: ([0-9.]+)", p.stdout)]
+    assert len(losses["cpu"]) == 3, losses
+    for a, b in zip(losses["cpu"], losses["opencl"], strict=True):
         assert abs(a - b) <= 1e-3 * max(1.0, abs(a)), losses
+
+
+def test_train_on_pocl_through_cdi(dlc, gpu_image, tmp_path, cdi_dir):
+    """The spec from `dlc cdi generate` carries pocl's linker scripts (beside the spec)."""
+    dlc("cdi", "generate", "--output", cdi_dir / "dlc.json")
+    assert (cdi_dir / "dlc.d").is_dir()
+    p = train(dlc, gpu_image, write_dataset(tmp_path / "data"), "--hp", "device=opencl",
+              "--device", "dlc.local/gpu=opencl-pocl")
+    assert " on opencl " in p.stdout + p.stderr
+    assert len(re.findall(r" loss: ([0-9.]+)", p.stdout)) == 3
