@@ -135,9 +135,19 @@ static const struct cli_command commands[] = {
         {"login", cmd_login, "dlc login [-u USER] [--password-stdin] REGISTRY",
          "Store credentials for a registry", NULL},
         {"logout", cmd_logout, "dlc logout REGISTRY", "Remove stored credentials", NULL},
-        {"info", cmd_info, "dlc info", "Show GPUs, OpenCL ICDs and CDI devices on this host", NULL},
-        {"cdi", cmd_cdi, "dlc cdi generate [--output FILE]",
-         "Write a CDI spec for this host's GPUs and OpenCL ICDs", NULL},
+        {"info", cmd_info, "dlc info [--format table|json] [--driver-root DIR]",
+         "Show GPUs, OpenCL ICDs and CDI devices on this host",
+         "Options:\n"
+         "  --format table|json  table (default) or a JSON object\n"
+         "  --driver-root DIR    look for drivers under DIR (default $DLC_DRIVER_ROOT or /)\n"},
+        {"cdi", cmd_cdi,
+         "dlc cdi generate [--output FILE] [--kind VENDOR/CLASS] [--driver-root DIR] | "
+         "dlc cdi list [--format table|json]",
+         "Write a CDI spec for this host's GPUs and OpenCL ICDs, or list CDI devices",
+         "generate: a device per GPU (index and UUID), per usable OpenCL ICD (opencl-NAME)\n"
+         "and 'all', of kind dlc.local/gpu unless --kind says otherwise; to stdout unless\n"
+         "--output FILE (files the spec mounts are written into FILE's name with .d).\n"
+         "list: the devices of the specs in /etc/cdi and /var/run/cdi ($DLC_CDI_SPEC_DIRS).\n"},
         {"version", cmd_version, "dlc version", "Print the version", NULL},
         {"help", cmd_help, "dlc help [COMMAND]", "Show help for dlc or a command", NULL},
 };
