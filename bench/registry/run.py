@@ -125,8 +125,10 @@ def main():
         print(f"{op:14} {mb / ours:10.0f} MB/s {mb / theirs:11.0f} MB/s {theirs / ours:6.2f}x",
               flush=True)
     if a.json:
+        per_round = [{f"{name} {op}": secs for (name, op), secs in r.items()} for r in rounds]
         Path(a.json).write_text(json.dumps({"size_mib": a.size_mib, "layers": a.layers,
-                                            "rounds": a.rounds, "results": table}, indent=2))
+                                            "rounds": a.rounds, "results": table,
+                                            "seconds_per_round": per_round}, indent=2))
 
 
 if __name__ == "__main__":
