@@ -256,6 +256,8 @@ static int run_fail(const char *what, struct dlc_error **err, int code)
  * else the exit code to return now. */
 static int parse_run(const struct cli_command *cmd, int argc, char **argv, struct run_opts *o)
 {
+    /* run and train fail like docker run (125); export-bundle like any other command */
+    int fail_code = strcmp(cmd->name, "export-bundle") == 0 ? CLI_EXIT_FAIL : RUNNER_EXIT_FAILED;
     static const struct option opts[] = {
             RUN_LONGOPTS, {"output", required_argument, NULL, OPT_OUTPUT}, {NULL, 0, NULL, 0}};
     struct dlc_error *err = NULL;
@@ -276,19 +278,19 @@ static int parse_run(const struct cli_command *cmd, int argc, char **argv, struc
             bool missing = optopt >= 0x1000 || (p && p[1] == ':');
             dlc_error_set(&err, EINVAL, "%s '%s'", missing ? "missing value for" : "unknown option",
                           argv[optind - 1]);
-            return run_fail(cmd->name, &err, RUNNER_EXIT_FAILED);
+            return run_fail(cmd->name, &err, fail_code);
         }
         if (cli_gpu_opt(&o->gpu, c, optarg))
             continue;
         if (c == 'p') {
             o->ports = o->ports ? o->ports : runner_ports_new();
             if (runner_ports_add(o->ports, optarg, &err) < 0)
-                return run_fail(cmd->name, &err, RUNNER_EXIT_FAILED);
+                return run_fail(cmd->name, &err, fail_code);
             continue;
         }
         if (c == OPT_OUTPUT && strcmp(cmd->name, "train") != 0) {
             dlc_error_set(&err, EINVAL, "unknown option '--output' (did you mean --output-dir?)");
-            return run_fail(cmd->name, &err, RUNNER_EXIT_FAILED);
+            return run_fail(cmd->name, &err, fail_code);
         }
         int r = opt_process(o, c, optarg, &err);
         if (r == 1)
@@ -296,11 +298,11 @@ static int parse_run(const struct cli_command *cmd, int argc, char **argv, struc
         if (r == 1)
             r = opt_sagemaker(o, c, optarg, &err);
         if (r != 0)
-            return run_fail(cmd->name, &err, RUNNER_EXIT_FAILED);
+            return run_fail(cmd->name, &err, fail_code);
     }
     if (optind >= argc) {
         dlc_error_set(&err, EINVAL, "no image given (usage: %s)", cmd->usage);
-        return run_fail(cmd->name, &err, RUNNER_EXIT_FAILED);
+        return run_fail(cmd->name, &err, fail_code);
     }
     free(o->spec->image);
     o->spec->image = xstrdup(argv[optind++]);
@@ -308,7 +310,7 @@ static int parse_run(const struct cli_command *cmd, int argc, char **argv, struc
         o->spec->cmd = dlc_strv_push(o->spec->cmd, argv[i]);
     if (cli_gpu_apply(&o->gpu, o->spec, &err) < 0 ||
         runner_ports_attach(o->ports, o->spec, &err) < 0)
-        return run_fail(cmd->name, &err, RUNNER_EXIT_FAILED);
+        return run_fail(cmd->name, &err, fail_code);
     return -1;
 }
 
@@ -551,4 +553,70 @@ int cmd_rm(int argc, char **argv)
             printf("%s\n", argv[i]);
     }
     return rc;
+}
+
+/* ---- train, export-bundle ---------------------------------------------------------------- */
+
+int cmd_train(int argc, char **argv);
+int cmd_train(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_command_find("train");
+    struct run_opts o = {0};
+    int r = parse_run(cmd, argc, argv, &o);
+    if (r >= 0) {
+        run_opts_release(&o);
+        return r;
+    }
+    struct dlc_error *err = NULL;
+    if (o.output == NULL) {
+        dlc_error_set(&err, EINVAL,
+                      "--output DIR is required (model.tar.gz and output.tar.gz "
+                      "go there)");
+        run_opts_release(&o);
+        return run_fail("train", &err, RUNNER_EXIT_FAILED);
+    }
+    _cleanup_free_ char *root = cli_root();
+    struct runner_result res;
+    if (runner_train(root, o.spec, o.output, &res, &err) < 0) {
+        r = run_fail("train", &err, res.exit_code);
+    } else {
+        report_end(o.spec, &res);
+        r = res.exit_code;
+        if (r != 0 && res.failure && *res.failure)
+            fprintf(stderr, "dlc: train: the job failed (exit %d): %s%s", r, res.failure,
+                    res.failure[strlen(res.failure) - 1] == '\n' ? "" : "\n");
+        else if (r != 0)
+            fprintf(stderr, "dlc: train: the job failed (exit %d) without a failure reason\n", r);
+    }
+    runner_result_release(&res);
+    run_opts_release(&o);
+    return r;
+}
+
+int cmd_export_bundle(int argc, char **argv);
+int cmd_export_bundle(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_command_find("export-bundle");
+    struct run_opts o = {0};
+    int r = parse_run(cmd, argc, argv, &o);
+    if (r >= 0) {
+        run_opts_release(&o);
+        return r;
+    }
+    if (o.spec->cmd == NULL) {
+        run_opts_release(&o);
+        return cli_usage_error(cmd, "expected IMAGE DIR");
+    }
+    /* IMAGE DIR [COMMAND...]: the first word after the image is the bundle directory */
+    _cleanup_free_ char *dir = o.spec->cmd[0];
+    memmove(o.spec->cmd, o.spec->cmd + 1, dlc_strv_len(o.spec->cmd) * sizeof(char *));
+    if (o.spec->cmd[0] == NULL) {
+        free(o.spec->cmd);
+        o.spec->cmd = NULL;
+    }
+    _cleanup_free_ char *root = cli_root();
+    struct dlc_error *err = NULL;
+    r = runner_export_bundle(root, o.spec, dir, &err) < 0 ? cli_fail("export-bundle", &err) : 0;
+    run_opts_release(&o);
+    return r;
 }

@@ -94,10 +94,75 @@ static const struct cli_command commands[] = {
          "      --no-trunc           full layer digests\n"
          "      --root DIR           the store (default $DLC_ROOT)\n"},
         {"run", cmd_run, "dlc run [OPTIONS] IMAGE [COMMAND [ARG...]]",
-         "Run a command in a new container", NULL},
+         "Run a command in a new container",
+         "Every run gets SageMaker's /opt/ml/input/config files and SM_* environment.\n"
+         "Exit status: the container's; 125 when dlc failed, 126/127 when the command\n"
+         "cannot be run or is not found, 128+N when it was killed by signal N.\n\n"
+         "Options:\n"
+         "  -d, --detach             run in the background; output goes to the log (dlc logs)\n"
+         "      --rm                 remove the container when it exits\n"
+         "      --name NAME          name the container (unique)\n"
+         "  -e, --env K=V            environment variable (K alone: the caller's value)\n"
+         "      --env-file FILE      K=V lines\n"
+         "  -u, --user USER[:GROUP]  name or id, resolved in the image's /etc/passwd\n"
+         "  -w, --workdir DIR        working directory (created if missing)\n"
+         "      --entrypoint CMD     replace the image's Entrypoint (and drop its Cmd)\n"
+         "      --hostname NAME      default: the short id (algo-1 for dlc train)\n"
+         "      --network none|host  loopback only (default) or the host's network\n"
+         "      --read-only          read-only root filesystem with a tmpfs /tmp\n"
+         "      --userns             a user namespace (always when not run as root)\n"
+         "      --cap-add CAP, --cap-drop CAP  change docker's default capabilities (ALL)\n"
+         "      --security-opt seccomp=unconfined  no seccomp filter\n"
+         "  -m, --memory SIZE        memory limit (64m, 1g); an OOM kill is reported\n"
+         "      --cpus N             CPU limit (1.5)\n"
+         "      --pids-limit N       process limit\n"
+         "      --ulimit NAME=SOFT[:HARD]  rlimit, never above the caller's hard limit\n"
+         "      --stop-timeout S     seconds from the stop signal to SIGKILL (10)\n"
+         "      --timeout S          stop the container after S seconds\n"
+         "  -v, --volume SRC:DST[:ro]  bind mount (DST resolved inside the container)\n"
+         "  --channel NAME=DIR       /opt/ml/input/data/NAME, read-only (repeatable)\n"
+         "  --model-dir DIR          /opt/ml/model      --output-dir DIR  /opt/ml/output\n"
+         "  --code DIR               /opt/ml/code (ro)  --checkpoint-dir DIR  /opt/ml/checkpoints\n"
+         "  --hp K=V                 hyperparameter: a JSON value keeps its type, else a string\n"
+         "  --hyperparameters FILE   hyperparameters as a JSON object\n"
+         "  --gpus, --device, --driver-root  GPUs and devices (see dlc info)\n"
+         "  --root DIR               store root\n"},
         {"train", cmd_train,
          "dlc train [OPTIONS] IMAGE --channel NAME=DIR --output DIR [--hp K=V...]",
-         "Run a SageMaker-style training job and pack model.tar.gz", NULL},
+         "Run a SageMaker-style training job and pack model.tar.gz",
+         "Runs IMAGE's `train` (hostname algo-1), then packs /opt/ml/model into\n"
+         "DIR/model.tar.gz and /opt/ml/output into DIR/output.tar.gz and shows the\n"
+         "failure reason the job left in /opt/ml/output/failure. Takes every dlc run option.\n\n"
+         "  --output DIR             where model.tar.gz and output.tar.gz go (required)\n"
+         "Options:\n"
+         "  -d, --detach             run in the background; output goes to the log (dlc logs)\n"
+         "      --rm                 remove the container when it exits\n"
+         "      --name NAME          name the container (unique)\n"
+         "  -e, --env K=V            environment variable (K alone: the caller's value)\n"
+         "      --env-file FILE      K=V lines\n"
+         "  -u, --user USER[:GROUP]  name or id, resolved in the image's /etc/passwd\n"
+         "  -w, --workdir DIR        working directory (created if missing)\n"
+         "      --entrypoint CMD     replace the image's Entrypoint (and drop its Cmd)\n"
+         "      --hostname NAME      default: the short id (algo-1 for dlc train)\n"
+         "      --network none|host  loopback only (default) or the host's network\n"
+         "      --read-only          read-only root filesystem with a tmpfs /tmp\n"
+         "      --userns             a user namespace (always when not run as root)\n"
+         "      --cap-add CAP, --cap-drop CAP  change docker's default capabilities (ALL)\n"
+         "      --security-opt seccomp=unconfined  no seccomp filter\n"
+         "  -m, --memory SIZE        memory limit (64m, 1g); an OOM kill is reported\n"
+         "      --cpus N             CPU limit (1.5)\n"
+         "      --pids-limit N       process limit\n"
+         "      --ulimit NAME=SOFT[:HARD]  rlimit, never above the caller's hard limit\n"
+         "      --stop-timeout S     seconds from the stop signal to SIGKILL (10)\n"
+         "      --timeout S          stop the container after S seconds\n"
+         "  -v, --volume SRC:DST[:ro]  bind mount (DST resolved inside the container)\n"
+         "  --channel NAME=DIR       /opt/ml/input/data/NAME, read-only (repeatable)\n"
+         "  --model-dir DIR          /opt/ml/model      --output-dir DIR  /opt/ml/output\n"
+         "  --code DIR               /opt/ml/code (ro)  --checkpoint-dir DIR  /opt/ml/checkpoints\n"
+         "  --hp K=V                 hyperparameter: a JSON value keeps its type, else a string\n"
+         "  --hyperparameters FILE   hyperparameters as a JSON object\n"
+         "  --gpus, --device, --driver-root  GPUs and devices (see dlc info)\n"
+         "  --root DIR               store root\n"},
         {"serve", cmd_serve,
          "dlc serve [OPTIONS] IMAGE --model-dir DIR|--model FILE.tar.gz [ARG...]",
          "Serve a model over SageMaker's /ping and /invocations",
@@ -120,12 +185,32 @@ static const struct cli_command commands[] = {
          "  --stop-timeout S        seconds between SIGTERM and SIGKILL when stopping (10)\n"
          "  --gpus, --device, --driver-root   GPUs, as for dlc run\n"
          "  --root DIR              store root\n"},
-        {"ps", cmd_ps, "dlc ps [-a]", "List containers", NULL},
-        {"logs", cmd_logs, "dlc logs [-f] CONTAINER", "Print a container's output", NULL},
-        {"stop", cmd_stop, "dlc stop [-t SECONDS] CONTAINER...", "Stop running containers", NULL},
-        {"rm", cmd_rm, "dlc rm [-f] CONTAINER...", "Remove stopped containers", NULL},
-        {"export-bundle", cmd_export_bundle, "dlc export-bundle IMAGE DIR",
-         "Write an OCI runtime bundle (config.json + rootfs) for runc/crun", NULL},
+        {"ps", cmd_ps, "dlc ps [-a]", "List containers",
+         "Options:\n"
+         "  -a, --all   also the containers that exited\n"
+         "  --root DIR  store root\n"},
+        {"logs", cmd_logs, "dlc logs [-f] CONTAINER", "Print a container's output",
+         "The output of a container started with -d (CONTAINER: id, id prefix or name).\n\n"
+         "Options:\n"
+         "  -f, --follow  keep printing until the container ends\n"
+         "  --root DIR    store root\n"},
+        {"stop", cmd_stop, "dlc stop [-t SECONDS] CONTAINER...", "Stop running containers",
+         "Sends the image's stop signal (SIGTERM), then SIGKILL after the timeout.\n\n"
+         "Options:\n"
+         "  -t, --time SECONDS  seconds to wait before SIGKILL (10)\n"
+         "  --root DIR          store root\n"},
+        {"rm", cmd_rm, "dlc rm [-f] CONTAINER...", "Remove stopped containers",
+         "Options:\n"
+         "  -f, --force  kill a running container first\n"
+         "  --root DIR   store root\n"},
+        {"export-bundle", cmd_export_bundle,
+         "dlc export-bundle [OPTIONS] IMAGE DIR [COMMAND [ARG...]]",
+         "Write an OCI runtime bundle (config.json + rootfs) for runc/crun",
+         "DIR/rootfs gets the image's layers (whiteouts applied, diff_ids verified) and\n"
+         "DIR/config.json the process, namespaces, capabilities, masked paths and seccomp\n"
+         "profile dlc run would use: `runc run -b DIR ID` runs it unchanged. Takes the\n"
+         "process options of dlc run (-e, --env-file, -u, -w, --entrypoint, --hostname,\n"
+         "--network, --read-only, --cap-add, --cap-drop, --security-opt).\n"},
         {"registry", cmd_registry, "dlc registry serve|gc [OPTIONS]",
          "Run a local OCI distribution registry, or garbage-collect one", NULL},
         {"push", cmd_push, "dlc push [--insecure] LOCAL_REF [REMOTE_REF]",

@@ -30,7 +30,7 @@ static void env_set(char ***env, const char *kv)
 
 /* docker: args = Entrypoint + Cmd; a COMMAND replaces Cmd; --entrypoint replaces the
  * Entrypoint and drops the image's Cmd. */
-static int build_args(const struct runner_spec *spec, const struct oci_image_config *cfg,
+int runner_build_args(const struct runner_spec *spec, const struct oci_image_config *cfg,
                       char ***ret, struct dlc_error **err)
 {
     char *const *entry = spec->entrypoint_set ? spec->entrypoint : cfg->config.entrypoint;
@@ -261,7 +261,7 @@ static int prepare(struct runner_container *ct, const char *root, struct dlc_err
     if (runner_caps_compute(spec, &c->caps, err) < 0 || load_image(ct, root, &img, err) < 0)
         return -1;
     const struct oci_image_config *cfg = img->config;
-    if (build_args(spec, cfg, &c->args, err) < 0)
+    if (runner_build_args(spec, cfg, &c->args, err) < 0)
         return -1;
     if (!spec->seccomp_unconfined && runner_seccomp_prepare(root, c->caps, &c->bpf, err) < 0)
         return -1;

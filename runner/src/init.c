@@ -224,7 +224,7 @@ void runner_container_main(struct container_config *c)
     if (err == NULL && c->netns && runner_netns_loopback_up(&err) < 0)
         dlc_error_wrap(&err, "network");
     struct runner_user u;
-    if (err == NULL && runner_user_resolve(c->user, &u, &err) < 0)
+    if (err == NULL && runner_user_resolve(NULL, c->user, &u, &err) < 0)
         dlc_error_wrap(&err, "user");
     if (err)
         fail(c, RUNNER_EXIT_FAILED, &err);

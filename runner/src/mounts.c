@@ -26,7 +26,7 @@ struct mctx {
     int rootfd; /* the overlay root */
 };
 
-static const char *const masked_paths[] = {
+const char *const runner_masked_paths[] = {
         "/proc/asound",
         "/proc/acpi",
         "/proc/kcore",
@@ -38,10 +38,11 @@ static const char *const masked_paths[] = {
         "/proc/scsi",
         "/sys/firmware",
         "/sys/devices/virtual/powercap",
+        NULL,
 };
 
-static const char *const readonly_paths[] = {
-        "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+const char *const runner_readonly_paths[] = {
+        "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL,
 };
 
 static const struct {
@@ -303,14 +304,14 @@ static int mount_sys(struct mctx *m, struct dlc_error **err)
 
 static int mask_paths(struct mctx *m, struct dlc_error **err)
 {
-    for (size_t i = 0; i < DLC_ARRAY_SIZE(masked_paths); i++) {
-        _cleanup_close_ int fd = openat2_in_root(m->rootfd, masked_paths[i], O_PATH);
+    for (size_t i = 0; runner_masked_paths[i]; i++) {
+        _cleanup_close_ int fd = openat2_in_root(m->rootfd, runner_masked_paths[i], O_PATH);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0)
             continue; /* not on this kernel */
         if (S_ISDIR(st.st_mode)) {
             if (mount_on(fd, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
-                         masked_paths[i], err) < 0)
+                         runner_masked_paths[i], err) < 0)
                 return -1;
             continue;
         }
@@ -318,27 +319,27 @@ static int mask_paths(struct mctx *m, struct dlc_error **err)
                 open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
         if (null < 0 ||
             move_mount(null, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-            return dlc_error_set_errno(err, errno, "mask %s", masked_paths[i]);
+            return dlc_error_set_errno(err, errno, "mask %s", runner_masked_paths[i]);
     }
     return 0;
 }
 
 static int readonly_proc_paths(struct mctx *m, struct dlc_error **err)
 {
-    for (size_t i = 0; i < DLC_ARRAY_SIZE(readonly_paths); i++) {
-        _cleanup_close_ int fd = openat2_in_root(m->rootfd, readonly_paths[i], O_PATH);
+    for (size_t i = 0; runner_readonly_paths[i]; i++) {
+        _cleanup_close_ int fd = openat2_in_root(m->rootfd, runner_readonly_paths[i], O_PATH);
         if (fd < 0)
             continue;
         _cleanup_close_ int tree = open_tree(
                 fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
         if (tree < 0)
-            return dlc_error_set_errno(err, errno, "read-only %s", readonly_paths[i]);
+            return dlc_error_set_errno(err, errno, "read-only %s", runner_readonly_paths[i]);
         if (set_attr(tree,
                      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                     true, readonly_paths[i], err) < 0)
+                     true, runner_readonly_paths[i], err) < 0)
             return -1;
         if (move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-            return dlc_error_set_errno(err, errno, "read-only %s", readonly_paths[i]);
+            return dlc_error_set_errno(err, errno, "read-only %s", runner_readonly_paths[i]);
     }
     return 0;
 }

@@ -154,8 +154,10 @@ struct runner_user {
     char *name; /* NULL for a uid without a passwd entry */
 };
 /* Resolves "name", "uid", "uid:gid", "name:group" against /etc/passwd and /etc/group of
- * the current root (call after pivot_root). EINVAL for unknown names. */
-int runner_user_resolve(const char *spec, struct runner_user *u, struct dlc_error **err);
+ * root (NULL: the current root, after pivot_root; else a rootfs on the host, read with
+ * symlinks resolved inside it). EINVAL for unknown names. */
+int runner_user_resolve(const char *root, const char *spec, struct runner_user *u,
+                        struct dlc_error **err);
 void runner_user_release(struct runner_user *u);
 
 /* ---- the container being started: what the host prepares for the child ---------------- */
@@ -229,6 +231,14 @@ int runner_monitor(struct runner_container *ct, struct run_outcome *o, struct dl
 /* init.c: the signals dlc forwards to the container (and blocks while monitoring). */
 void runner_signals_forwarded(sigset_t *set);
 
+/* container.c: docker's rule: args = Entrypoint + Cmd; a COMMAND replaces Cmd;
+ * --entrypoint replaces the Entrypoint and drops the image's Cmd. EINVAL when empty. */
+int runner_build_args(const struct runner_spec *spec, const struct oci_image_config *cfg,
+                      char ***ret, struct dlc_error **err);
+/* mounts.c: docker's masked and read-only paths (NULL-terminated). */
+extern const char *const runner_masked_paths[];
+extern const char *const runner_readonly_paths[];
+
 /* mounts.c: everything between the new mount namespace and pivot_root; leaves the process
  * in the container's root. */
 int runner_mounts_setup(const struct container_config *c, struct dlc_error **err);
@@ -258,6 +268,11 @@ int runner_state_write(const char *root, const struct runner_container *ct, cons
 void runner_state_remove(struct runner_container *ct);
 /* Cleans up after dlc processes that were killed (see runner_list). */
 void runner_state_cleanup_stale(const char *root);
+
+/* ---- train.c --------------------------------------------------------------------------- */
+
+/* dest = a gzip tar of dir's contents (sorted), written atomically. */
+int runner_pack_dir(const char *dir, const char *dest, struct dlc_error **err);
 
 /* ---- util.c ------------------------------------------------------------------------ */
 

@@ -12,9 +12,15 @@
 /* Reads a file of the container's root as seen from inside (the caller has pivoted): a
  * missing file reads as empty; FIFOs and devices are refused, so an image cannot block or
  * feed us. */
-static char *read_etc(const char *path)
+static char *read_etc(const char *root, const char *name)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    _cleanup_free_ char *path = NULL;
+    struct dlc_error *e = NULL;
+    if (root && dlc_path_resolve_in_root(root, name, &path, &e) < 0) {
+        dlc_error_free(&e);
+        return xstrdup("");
+    }
+    int fd = open(path ? path : name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > ETC_MAX) {
         if (fd >= 0)
@@ -65,9 +71,9 @@ static bool parse_id(const char *s, uint32_t *ret)
 }
 
 /* Finds the passwd entry for a name (or uid when name is NULL). */
-static bool find_passwd(const char *name, uid_t uid, struct runner_user *u)
+static bool find_passwd(const char *root, const char *name, uid_t uid, struct runner_user *u)
 {
-    _cleanup_free_ char *buf = read_etc("/etc/passwd");
+    _cleanup_free_ char *buf = read_etc(root, "/etc/passwd");
     char *cur = buf, *f[7];
     int n;
     while ((n = next_entry(&cur, f, 7)) > 0) {
@@ -87,9 +93,9 @@ static bool find_passwd(const char *name, uid_t uid, struct runner_user *u)
     return false;
 }
 
-static bool find_group(const char *name, gid_t *ret)
+static bool find_group(const char *root, const char *name, gid_t *ret)
 {
-    _cleanup_free_ char *buf = read_etc("/etc/group");
+    _cleanup_free_ char *buf = read_etc(root, "/etc/group");
     char *cur = buf, *f[4];
     int n;
     while ((n = next_entry(&cur, f, 4)) > 0) {
@@ -103,11 +109,11 @@ static bool find_group(const char *name, gid_t *ret)
 }
 
 /* Supplementary groups: every group that lists the user as a member. */
-static void member_groups(struct runner_user *u)
+static void member_groups(const char *root, struct runner_user *u)
 {
     if (u->name == NULL)
         return;
-    _cleanup_free_ char *buf = read_etc("/etc/group");
+    _cleanup_free_ char *buf = read_etc(root, "/etc/group");
     char *cur = buf, *f[4];
     int n;
     while ((n = next_entry(&cur, f, 4)) > 0 && u->n_groups < RUNNER_MAX_GROUPS) {
@@ -125,7 +131,8 @@ static void member_groups(struct runner_user *u)
     }
 }
 
-int runner_user_resolve(const char *spec, struct runner_user *u, struct dlc_error **err)
+int runner_user_resolve(const char *root, const char *spec, struct runner_user *u,
+                        struct dlc_error **err)
 {
     *u = (struct runner_user){0};
     _cleanup_free_ char *user = xstrdup(spec && *spec ? spec : "0");
@@ -134,12 +141,12 @@ int runner_user_resolve(const char *spec, struct runner_user *u, struct dlc_erro
         *group++ = '\0';
     uint32_t id;
     if (parse_id(user, &id)) {
-        if (!find_passwd(NULL, id, u)) {
+        if (!find_passwd(root, NULL, id, u)) {
             u->uid = id;
             u->gid = 0;
             u->home = xstrdup(id == 0 ? "/root" : "/");
         }
-    } else if (!find_passwd(user, 0, u)) {
+    } else if (!find_passwd(root, user, 0, u)) {
         return dlc_error_set(err, EINVAL,
                              "unable to find user %s: no matching entries in passwd file", user);
     }
@@ -147,13 +154,13 @@ int runner_user_resolve(const char *spec, struct runner_user *u, struct dlc_erro
         gid_t gid;
         if (parse_id(group, &id))
             gid = id;
-        else if (!find_group(group, &gid))
+        else if (!find_group(root, group, &gid))
             return dlc_error_set(err, EINVAL,
                                  "unable to find group %s: no matching entries in group file",
                                  group);
         u->gid = gid;
     } else {
-        member_groups(u);
+        member_groups(root, u);
     }
     return 0;
 }
