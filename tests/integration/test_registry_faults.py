@@ -11,7 +11,7 @@ import time
 from conftest import DLC, Dlc
 from helpers_registry import (Layout, RegistryServer, files_under, fixture_layout, gzip_layer,
                               http_request, make_htpasswd, random_bytes, sha256, to_store)
-from helpers_registry import fixture_image, registry  # noqa: F401  (fixtures)
+from helpers_registry import registry  # noqa: F401  (fixture)
 
 import random
 
@@ -214,7 +214,7 @@ def test_upload_expiry_limits_and_read_only(tmp_path):
         assert ro.stop() == 0
 
 
-def test_gc_removes_unreferenced_blobs(tmp_path, dlc, fixture_image):  # noqa: F811
+def test_gc_removes_unreferenced_blobs(tmp_path, dlc):
     rng = random.Random(5)
     shared = [gzip_layer(rng)]
     lay = Layout(dlc.layout)
