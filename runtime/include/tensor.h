@@ -603,6 +603,10 @@ int tensor_server_port(const struct tensor_server *s);
 int tensor_server_load(struct tensor_server *s, struct dlc_error **err);
 const struct tensor_model *tensor_server_model(const struct tensor_server *s);
 const char *tensor_server_backend(const struct tensor_server *s);
+/* Predict calls so far, and the rows and /invocations requests they carried: requests per
+ * call above 1 is concurrent requests sharing calls. Zeros before the model is loaded. */
+void tensor_server_stats(const struct tensor_server *s, uint64_t *ret_calls, uint64_t *ret_rows,
+                         uint64_t *ret_requests);
 /* Stops accepting, answers the requests in flight, frees. NULL-safe. */
 void tensor_server_stop(struct tensor_server *s);
 /* The `tensor serve` command (argv[0] is "serve"): runs until SIGTERM/SIGINT; exit code. */

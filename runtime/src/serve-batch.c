@@ -18,7 +18,7 @@ struct serve_batcher {
     pthread_cond_t cond;
     struct serve_job *head, *tail; /* under lock */
     bool stopping;                 /* under lock */
-    uint64_t calls, rows;          /* under lock */
+    uint64_t calls, rows, jobs;    /* under lock */
     struct tensor_array x;         /* the batcher thread's concatenation buffer */
 };
 
@@ -107,9 +107,11 @@ static struct serve_job *take(struct serve_batcher *b, int64_t *ret_rows)
 {
     struct serve_job *first = b->head, *last = first;
     int64_t rows = first->x.rows;
+    b->jobs++;
     while (last->next && rows + last->next->x.rows <= b->max_rows) {
         last = last->next;
         rows += last->x.rows;
+        b->jobs++;
     }
     b->head = last->next;
     if (b->head == NULL)
@@ -181,11 +183,13 @@ void serve_batcher_submit(struct serve_batcher *b, struct serve_job *job)
     pthread_mutex_unlock(&b->lock);
 }
 
-void serve_batcher_stats(struct serve_batcher *b, uint64_t *ret_calls, uint64_t *ret_rows)
+void serve_batcher_stats(struct serve_batcher *b, uint64_t *ret_calls, uint64_t *ret_rows,
+                         uint64_t *ret_jobs)
 {
     pthread_mutex_lock(&b->lock);
     *ret_calls = b->calls;
     *ret_rows = b->rows;
+    *ret_jobs = b->jobs;
     pthread_mutex_unlock(&b->lock);
 }
 

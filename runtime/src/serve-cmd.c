@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -156,7 +157,11 @@ int tensor_serve_main(int argc, char **argv)
     }
     log_ready(s);
     int sig = wait_for_stop_signal();
-    dlc_info("%s: stopping", strsignal(sig));
+    uint64_t calls = 0, rows = 0, requests = 0;
+    tensor_server_stats(s, &calls, &rows, &requests);
+    dlc_info("%s: stopping; %" PRIu64 " requests (%" PRIu64 " rows) were answered in %" PRIu64
+             " predict calls",
+             strsignal(sig), requests, rows, calls);
     tensor_server_stop(s);
     return 0;
 }

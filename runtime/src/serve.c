@@ -192,6 +192,14 @@ const char *tensor_server_backend(const struct tensor_server *s)
     return s->be ? s->be->ops->name : NULL;
 }
 
+void tensor_server_stats(const struct tensor_server *s, uint64_t *ret_calls, uint64_t *ret_rows,
+                         uint64_t *ret_requests)
+{
+    *ret_calls = *ret_rows = *ret_requests = 0;
+    if (s->batcher)
+        serve_batcher_stats(s->batcher, ret_calls, ret_rows, ret_requests);
+}
+
 void tensor_server_stop(struct tensor_server *s)
 {
     if (s == NULL)

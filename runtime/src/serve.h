@@ -71,8 +71,9 @@ int serve_batcher_new(struct tensor_backend *be, const struct tensor_model *m, i
 void serve_batcher_submit(struct serve_batcher *b, struct serve_job *job);
 /* Finishes the queued jobs, stops and joins the thread, frees. NULL-safe. */
 void serve_batcher_free(struct serve_batcher *b);
-/* Calls to tensor_predict so far and the rows they carried (for tests and the log). */
-void serve_batcher_stats(struct serve_batcher *b, uint64_t *ret_calls, uint64_t *ret_rows);
+/* Calls to tensor_predict so far, the rows and the requests (jobs) they carried. */
+void serve_batcher_stats(struct serve_batcher *b, uint64_t *ret_calls, uint64_t *ret_rows,
+                         uint64_t *ret_jobs);
 
 /* ---- the HTTP server (serve-http.c) -------------------------------------------------- */
 

@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,8 +55,11 @@ class Server:
         cmd = [str(TENSOR), "serve", *args]
         if model_dir is not None:
             cmd += ["--model-dir", str(model_dir)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=e)
+        # stderr to a file, not a pipe: an undrained pipe would fill with access log lines
+        # and block the server's threads.
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, text=True,
+                                     env=e)
         self.stderr = None
         if wait:
             self.wait_ready()
@@ -77,10 +81,13 @@ class Server:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
             try:
-                _, self.stderr = self.proc.communicate(timeout=20)
+                self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                _, self.stderr = self.proc.communicate()
+                self.proc.wait()
+            self.log.seek(0)
+            self.stderr = self.log.read()
+            self.log.close()
         return self.proc.returncode, self.stderr
 
 
@@ -153,8 +160,9 @@ class DlcServe:
         e["DLC_ROOT"] = str(root)
         e.update(env or {})
         argv = [str(DLC), "serve", *map(str, args)]
+        self.log = tempfile.TemporaryFile(mode="w+")  # not a pipe: see Server
         self.proc = subprocess.Popen((user_argv or []) + argv, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=e)
+                                     stderr=self.log, text=True, env=e)
         self.url = None
         self.stderr = None
 
@@ -180,9 +188,13 @@ class DlcServe:
             if sig is not None and self.proc.poll() is None:
                 self.proc.send_signal(sig)
             try:
-                _, self.stderr = self.proc.communicate(timeout=timeout)
+                self.proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                _, self.stderr = self.proc.communicate()
+                self.proc.communicate()
                 raise AssertionError(f"dlc serve did not exit within {timeout} s")
+            finally:
+                self.log.seek(0)
+                self.stderr = self.log.read()
+                self.log.close()
         return self.proc.returncode, self.stderr

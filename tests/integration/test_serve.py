@@ -224,7 +224,8 @@ def test_access_log_has_one_line_per_request_with_latency(model):
     assert re.fullmatch(r'tensor: 127\.0\.0\.1 "POST /invocations" 415 \d+ rows=0 \d+\.\d{3}ms',
                         lines[1]), lines[1]
     assert "tensor: ready: model 'sequential' (2 inputs -> 2 outputs" in err
-    assert "Terminated: stopping" in err
+    assert "tensor: Terminated: stopping; 1 requests (2 rows) were answered in 1 predict calls" \
+        in err, err
 
 
 def test_concurrent_requests_are_all_answered_correctly(server, model):

@@ -111,12 +111,13 @@ static void test_serve_batch__coalesces_queued_jobs(void **state)
     sem_post(&hold);
     for (int i = 0; i < N_JOBS; i++)
         sem_wait(&w[i].done);
-    uint64_t calls = 0, rows = 0, want_rows = 1;
+    uint64_t calls = 0, rows = 0, jobs = 0, want_rows = 1;
     for (int i = 1; i < N_JOBS; i++)
         want_rows += (uint64_t)(1 + i % 4);
-    serve_batcher_stats(b, &calls, &rows);
+    serve_batcher_stats(b, &calls, &rows, &jobs);
     assert_int_equal(calls, 2);
     assert_int_equal(rows, want_rows);
+    assert_int_equal(jobs, N_JOBS);
     for (int i = 0; i < N_JOBS; i++)
         check_job(f, &w[i]);
     serve_batcher_free(b);
@@ -147,10 +148,11 @@ static void test_serve_batch__max_rows_splits_calls(void **state)
     sem_post(&hold);
     for (int i = 0; i < 4; i++)
         sem_wait(&w[i].done);
-    uint64_t calls = 0, rows = 0;
-    serve_batcher_stats(b, &calls, &rows);
+    uint64_t calls = 0, rows = 0, jobs = 0;
+    serve_batcher_stats(b, &calls, &rows, &jobs);
     assert_int_equal(calls, 4);
     assert_int_equal(rows, 19);
+    assert_int_equal(jobs, 4);
     for (int i = 0; i < 4; i++)
         check_job(f, &w[i]);
     serve_batcher_free(b);
