@@ -509,10 +509,10 @@ static void load_dir(struct cdi_registry *r, const char *dir, int priority)
             add_problem(r, NULL, msg);
         }
     }
-    size_t n = dlc_strv_len(files);
-    if (n > 0)
-        qsort(files, n, sizeof(*files), str_cmp);
-    for (size_t i = 0; i < n; i++)
+    if (files == NULL)
+        return;
+    qsort(files, dlc_strv_len(files), sizeof(*files), str_cmp);
+    for (size_t i = 0; files[i]; i++)
         load_spec(r, files[i], priority);
 }
 

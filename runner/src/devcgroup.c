@@ -28,23 +28,23 @@
 #define MAX_RULES 4096
 
 struct dev_rule {
-    char type;            /* 'c', 'b' or 'a' (both) */
     int64_t major, minor; /* WILDCARD for any */
     unsigned access;      /* BPF_DEVCG_ACC_* bits */
+    char type;            /* 'c', 'b' or 'a' (both) */
 };
 
 static const struct dev_rule default_rules[] = {
-        {'c', WILDCARD, WILDCARD, BPF_DEVCG_ACC_MKNOD},
-        {'b', WILDCARD, WILDCARD, BPF_DEVCG_ACC_MKNOD},
-        {'c', 1, 3, 7},          /* null */
-        {'c', 1, 5, 7},          /* zero */
-        {'c', 1, 7, 7},          /* full */
-        {'c', 1, 8, 7},          /* random */
-        {'c', 1, 9, 7},          /* urandom */
-        {'c', 5, 0, 7},          /* tty */
-        {'c', 5, 1, 7},          /* console */
-        {'c', 5, 2, 7},          /* ptmx */
-        {'c', 136, WILDCARD, 7}, /* pts/N */
+        {.type = 'c', .major = WILDCARD, .minor = WILDCARD, .access = BPF_DEVCG_ACC_MKNOD},
+        {.type = 'b', .major = WILDCARD, .minor = WILDCARD, .access = BPF_DEVCG_ACC_MKNOD},
+        {.type = 'c', .major = 1, .minor = 3, .access = 7},          /* null */
+        {.type = 'c', .major = 1, .minor = 5, .access = 7},          /* zero */
+        {.type = 'c', .major = 1, .minor = 7, .access = 7},          /* full */
+        {.type = 'c', .major = 1, .minor = 8, .access = 7},          /* random */
+        {.type = 'c', .major = 1, .minor = 9, .access = 7},          /* urandom */
+        {.type = 'c', .major = 5, .minor = 0, .access = 7},          /* tty */
+        {.type = 'c', .major = 5, .minor = 1, .access = 7},          /* console */
+        {.type = 'c', .major = 5, .minor = 2, .access = 7},          /* ptmx */
+        {.type = 'c', .major = 136, .minor = WILDCARD, .access = 7}, /* pts/N */
 };
 
 static unsigned parse_access(const char *a)

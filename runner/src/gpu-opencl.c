@@ -116,10 +116,10 @@ int gpu_opencl_discover(struct gpu_host *h, struct dlc_error **err)
     while ((de = readdir(d)) != NULL)
         if (de->d_name[0] != '.' && dlc_endswith(de->d_name, ".icd"))
             names = dlc_strv_push(names, de->d_name);
-    size_t n = dlc_strv_len(names);
-    if (n > 0)
-        qsort(names, n, sizeof(*names), name_cmp);
-    for (size_t i = 0; i < n; i++)
+    if (names == NULL)
+        return 0;
+    qsort(names, dlc_strv_len(names), sizeof(*names), name_cmp);
+    for (size_t i = 0; names[i]; i++)
         add_icd(h, dir, names[i]);
     return 0;
 }

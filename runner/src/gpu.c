@@ -367,6 +367,7 @@ static int add_node_tree(struct gpu_plan *p, const char *host, const char *cpath
 int gpu_plan_device_arg(struct gpu_plan *p, const struct gpu_host *h, const char *arg,
                         struct dlc_error **err)
 {
+    DLC_ASSERT(h != NULL);
     _cleanup_free_ char *src = xstrdup(arg);
     char *dst = strchr(src, ':');
     if (dst)
@@ -388,6 +389,7 @@ int gpu_plan_device_arg(struct gpu_plan *p, const struct gpu_host *h, const char
 static int plan_gpus(struct gpu_plan *p, const struct gpu_host *h, const char *arg,
                      struct dlc_error **err)
 {
+    DLC_ASSERT(h != NULL);
     _cleanup_free_ bool *sel = xcalloc(h->n_gpus + 1, sizeof(bool));
     bool all = false;
     if (gpu_select(h, arg, sel, &all, err) < 0)

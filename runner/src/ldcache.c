@@ -280,6 +280,7 @@ static int collect_dyn(const Elf64_Dyn *dyn, size_t n, const char *strtab, uint6
 static int read_dynamic(int fd, const char *path, const struct elf_layout *l, struct gpu_elf *ret,
                         struct dlc_error **err)
 {
+    DLC_ASSERT(l->dynamic != NULL); /* read_headers made sure */
     size_t n = l->dynamic->p_filesz / sizeof(Elf64_Dyn);
     _cleanup_free_ Elf64_Dyn *dyn = xcalloc(n ? n : 1, sizeof(Elf64_Dyn));
     if (pread_exact(fd, dyn, n * sizeof(Elf64_Dyn), l->dynamic->p_offset, path, err) < 0)

@@ -24,7 +24,7 @@ static DLC_UNUSED void fx_write(const char *root, const char *rel, const char *c
     struct dlc_error *err = NULL;
     if (dlc_mkdir_p(dir, 0755, &err) < 0 ||
         dlc_write_file_atomic(path, content, strlen(content), 0644, &err) < 0)
-        fail_msg("fixture %s: %s", rel, err->msg);
+        fail_msg("fixture %s: %s", rel, err ? err->msg : "?");
 }
 
 static DLC_UNUSED void fx_mkdir(const char *root, const char *rel)
@@ -32,7 +32,7 @@ static DLC_UNUSED void fx_mkdir(const char *root, const char *rel)
     _cleanup_free_ char *path = dlc_path_join(root, rel);
     struct dlc_error *err = NULL;
     if (dlc_mkdir_p(path, 0755, &err) < 0)
-        fail_msg("fixture %s: %s", rel, err->msg);
+        fail_msg("fixture %s: %s", rel, err ? err->msg : "?");
 }
 
 /* A fake node: a regular file the fake stat reads. */

@@ -49,7 +49,7 @@ static void spec(const char *rel, const char *text)
             dlc_strbuf_appendc(&sb, *p);
         }
     }
-    fx_write(dirs, rel, sb.buf);
+    fx_write(dirs, rel, dlc_strbuf_str(&sb));
 }
 
 static int build(struct gpu_plan *p, const char *name, struct dlc_error **err)

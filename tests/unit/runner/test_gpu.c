@@ -30,8 +30,10 @@ static int plan(struct gpu_plan *p, const char *gpus, const char *device, struct
 static void assert_node(const struct gpu_plan *p, const char *path, unsigned major, unsigned minor)
 {
     const struct runner_device *d = fx_plan_device(p, path);
-    if (d == NULL)
+    if (d == NULL) {
         fail_msg("no device %s in the plan", path);
+        return;
+    }
     assert_int_equal(d->type, 'c');
     assert_int_equal(d->major, major);
     assert_int_equal(d->minor, minor);
@@ -81,8 +83,10 @@ static void test_gpu__libraries_match_the_driver_version(void **state)
     for (size_t i = 0; i < DLC_ARRAY_SIZE(want); i++) {
         _cleanup_free_ char *dst = dlc_path_join(GPU_LIB_DIR, want[i]);
         const struct runner_bind *b = fx_plan_bind(&p, dst);
-        if (b == NULL)
+        if (b == NULL) {
             fail_msg("%s is not bound", dst);
+            return;
+        }
         assert_true(dlc_endswith(b->source, ".so.999.88.77"));
     }
     /* libnvidia-cfg.so.999.00.00 is another driver's: skipped. */

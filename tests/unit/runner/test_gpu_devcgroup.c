@@ -129,7 +129,7 @@ static void test_gpu_devcgroup__v1_allow_list(void **state)
     struct runner_devcgroup dc;
     struct dlc_error *err = NULL;
     if (runner_devcgroup_create(spec, "unit-v1", &cg, &dc, &err) < 0)
-        fail_msg("%s", err->msg);
+        fail_msg("%s", err ? err->msg : "?");
     assert_int_equal(dc.version, 1);
     _cleanup_free_ char *list = NULL;
     size_t len = 0;
@@ -186,7 +186,7 @@ static void test_gpu_devcgroup__v2_bpf_program(void **state)
     int prog = -1;
     struct dlc_error *err = NULL;
     if (runner_devcgroup_bpf_attach(cgfd, spec, &prog, &err) < 0)
-        fail_msg("%s", err->msg);
+        fail_msg("%s", err ? err->msg : "?");
     expect_results(attach_v2, &v);
     close(prog);
     close(cgfd);
