@@ -344,14 +344,18 @@ int serve_server_start(const struct serve_http_config *cfg, struct serve_server 
     struct serve_server *s = xcalloc(1, sizeof(*s));
     s->cfg = *cfg;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* A pool of one is no pool (MHD warns about it): then the polling thread serves. */
+    struct MHD_OptionItem pool[] = {
+            {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->threads, NULL},
+            {MHD_OPTION_END, 0, NULL},
+    };
     errno = 0;
     s->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 1 ? cfg->threads : 1),
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-            MHD_OPTION_END);
+            MHD_OPTION_ARRAY, cfg->threads > 1 ? pool : pool + 1, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         int e = errno ? errno : EADDRINUSE;
         free(s);

@@ -173,7 +173,7 @@ int tensor_server_load(struct tensor_server *s, struct dlc_error **err)
     if (dir == NULL)
         dir = def = dlc_path_join(tensor_sm_base_dir(), "model");
     if (serve_model_load(dir, &s->model, &s->unpacked, err) < 0)
-        return dlc_error_wrap(err, "load the model from %s", dir);
+        return -1; /* "load model from DIR: ..." */
     int threads = dlc_cpu_count();
     if (tensor_backend_open(s->opts.device, threads, &s->be, err) < 0 || warm_up(s, err) < 0 ||
         serve_batcher_new(s->be, s->model, s->opts.max_batch_rows, &s->batcher, err) < 0)

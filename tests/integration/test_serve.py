@@ -262,7 +262,7 @@ def test_a_missing_model_exits_1_with_the_reason(tmp_path):
     s.proc.wait(timeout=20)
     rc, err = s.stop()
     assert rc == 1
-    assert re.search(r"tensor: serve: load the model from .*/nothing: .*model\.json", err), err
+    assert re.search(r"tensor: serve: load model from .*/nothing: .*model\.json", err), err
 
 
 def test_a_busy_port_exits_1(server, model):

@@ -140,7 +140,7 @@ def test_a_server_that_dies_shows_its_last_log_lines(store, tmp_path):
     assert ("dlc: serve: tensor-runtime:1.0.0-cpu: the container exited with code 1 before "
             "/ping answered 200") in err, err
     assert "dlc: serve: the container's last log lines:" in err
-    assert "    tensor: serve: load the model from /opt/ml/model: " in err
+    assert "    tensor: serve: load model from /opt/ml/model: " in err
     assert containers(store) == []
 
 
