@@ -95,6 +95,33 @@ static int list_netifs(void)
     return 0;
 }
 
+/* Forks up to n sleeping children; prints how many it got and why it stopped. */
+static int fork_many(int n)
+{
+    pid_t *kids = calloc((size_t)n, sizeof(pid_t));
+    int k = 0;
+    const char *why = "all of them";
+    for (; k < n; k++) {
+        pid_t p = fork();
+        if (p == 0) {
+            pause();
+            _exit(0);
+        }
+        if (p < 0) {
+            why = strerror(errno);
+            break;
+        }
+        kids[k] = p;
+    }
+    printf("forked %d of %d: %s\n", k, n, why);
+    for (int i = 0; i < k; i++)
+        kill(kids[i], SIGKILL);
+    while (wait(NULL) > 0)
+        ;
+    free(kids);
+    return 0;
+}
+
 static int write_file(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -143,11 +170,13 @@ int main(int argc, char **argv)
         return verdict(mknod("/dev/sda", S_IFBLK | 0600, makedev(8, 0)), "mknod in /dev");
     if (strcmp(t, "write") == 0)
         return write_file(arg);
+    if (strcmp(t, "fork") == 0)
+        return fork_many(argc > 2 ? (int)strtol(argv[2], NULL, 10) : 100);
     if (strcmp(t, "pids") == 0)
         return list_pids();
     if (strcmp(t, "netifs") == 0)
         return list_netifs();
     fprintf(stderr, "usage: probe mount|umount|unshare|ptrace|kexec|keyctl|bpf|module|sysctl|"
-                    "sysrq|kcore|mknod|hostdev|devmknod|write PATH|pids|netifs\n");
+                    "sysrq|kcore|mknod|hostdev|devmknod|write PATH|fork N|pids|netifs\n");
     return 2;
 }
