@@ -11,17 +11,22 @@
 import json
 import os
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, REPO, run
+from conftest import BUILD, DLC, REPO, Dlc, run
 from helpers_gpu import (DRIVER_VERSION, UUIDS, UVM_MAJOR, busybox_image, cdi_spec,
                          clinfo_image, fake_driver_root, mountinfo_options)
+from helpers_run import as_user, ensure_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="mknod of device nodes and device cgroups need root")
 
 LIB = "/usr/lib/dlc-gpu"
+ROOTLESS_UID = 42421
 
 
 @pytest.fixture
@@ -177,6 +182,30 @@ def test_device_path_flag(dlc, fake_root, bb):
            script="stat -c '%t:%T' /dev/gpu; cat /dev/gpu 2>&1; echo SM=$SM_NUM_GPUS")
     assert p.stdout.splitlines()[:2] == ["c3:1",
                                          "cat: can't open '/dev/gpu': No such device or address"]
+
+
+def test_rootless_binds_the_nodes(tmp_path):
+    """Not root: the nodes are bind-mounted (mknod is EPERM in a user namespace) and no
+    device cgroup can be made; the node's own permissions apply."""
+    uid = ensure_user("dlcgpu", ROOTLESS_UID)
+    d = Path(tempfile.mkdtemp(prefix="dlc-gpu-rootless-"))
+    try:
+        os.chmod(d, 0o755)
+        fake = fake_driver_root(d / "driver-root")
+        (d / "root").mkdir()
+        store = Dlc(d / "root")
+        busybox_image(store, d)
+        for p in [d, *d.rglob("*")]:
+            os.lchown(p, uid, uid)
+        p = run(as_user(uid, ["env", f"DLC_ROOT={store.root}", DLC, "run", "--rm", "--gpus",
+                              "0", "--driver-root", fake, "gpu-test:bb", "sh", "-c",
+                              "stat -c '%t:%T' /dev/nvidia0; cat /dev/nvidia0 2>&1; true"]),
+                timeout=120)
+        assert p.stdout.splitlines() == [
+            "c3:0", "cat: can't open '/dev/nvidia0': No such device or address"]
+        assert "rootless: no device cgroup" in p.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- pocl: OpenCL passed through into an image with only the ICD loader ----------------------
