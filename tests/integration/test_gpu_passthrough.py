@@ -262,8 +262,9 @@ HPS = ["--hp", "loss=sparse_categorical_crossentropy", "--hp", "epochs=3", "--hp
 
 
 def train(dlc, image, data, *args, check=True):
-    """The image's train command (SageMaker's contract) through dlc run."""
-    return dlc("run", "--rm", *args, "--channel", f"training={data}", *HPS, image, "train",
+    """dlc train (SageMaker's training contract), into a fresh output dir beside data."""
+    out = data.parent / f"out-{len(list(data.parent.glob('out-*')))}"
+    return dlc("train", *args, "--channel", f"training={data}", "--output", out, *HPS, image,
                check=check, timeout=600)
 
 
