@@ -85,6 +85,7 @@ static int parse_fields(const char *arg, char *s, const char **addr, size_t *add
     *addr = "";
     *addr_len = 0;
     *host = NULL;
+    *container = s;
     if (s[0] == '[') {
         char *close = strchr(s, ']');
         if (close == NULL || close[1] != ':')
@@ -204,7 +205,7 @@ int runner_ports_add(struct runner_ports *p, const char *arg, struct dlc_error *
         free(pub);
         return -1;
     }
-    p->v = xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
+    p->v = xrealloc(p->v, (p->n + 1) * sizeof(struct published *));
     p->v[p->n++] = pub;
     return 0;
 }

@@ -168,10 +168,9 @@ int tensor_server_port(const struct tensor_server *s)
 int tensor_server_load(struct tensor_server *s, struct dlc_error **err)
 {
     DLC_ASSERT(s->model == NULL);
-    const char *dir = s->opts.model_dir;
-    _cleanup_free_ char *def = NULL;
-    if (dir == NULL)
-        dir = def = dlc_path_join(tensor_sm_base_dir(), "model");
+    _cleanup_free_ char *def =
+            s->opts.model_dir ? NULL : dlc_path_join(tensor_sm_base_dir(), "model");
+    const char *dir = s->opts.model_dir ? s->opts.model_dir : def;
     if (serve_model_load(dir, &s->model, &s->unpacked, err) < 0)
         return -1; /* "load model from DIR: ..." */
     int threads = dlc_cpu_count();

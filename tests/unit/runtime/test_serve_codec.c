@@ -137,7 +137,8 @@ static void test_serve_codec__npy_1d_is_a_row(void **state)
     /* Rewrite the shape (1, 3) as (3,) in place: same header length, padded with spaces. */
     char *shape = memmem(out.buf, out.len, "(1, 3)", 6);
     assert_non_null(shape);
-    memcpy(shape, "(3,)  ", 6);
+    static const char one_d[6] = {'(', '3', ',', ')', ' ', ' '};
+    memcpy(shape, one_d, sizeof(one_d));
     struct tensor_array a = {0};
     assert_int_equal(serve_decode(SERVE_NPY, out.buf, out.len, 3, &a, &err), 0);
     assert_int_equal(a.rows, 1);
