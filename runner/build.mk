@@ -8,3 +8,10 @@ $(RUNNER_PROBE): tests/integration/run_probe.c
 	$(call say,LINK,$@)
 	$(Q)$(CC) -std=gnu11 $(WARN) $(OPT) -D_GNU_SOURCE -static -o $@ $<
 BINARIES += $(RUNNER_PROBE)
+
+# make bench-run [BENCH_RUN_ARGS="--runs 40"]: warm and cold `dlc run --rm IMG /bin/true`
+# against crun and runc on the same rootfs and settings (bench/run/run.py, hyperfine).
+.PHONY: bench-run
+bench-run: $(BUILD)/dlc
+	@DLC_BUILD=$(abspath $(BUILD)) $(PYTHON) bench/run/run.py $(BENCH_RUN_ARGS)
+bench: bench-run

@@ -211,7 +211,7 @@ static int mount_proc(struct mctx *m, struct dlc_error **err)
 static int dev_node(struct mctx *m, const char *path, const char *host_path, char type,
                     unsigned major, unsigned minor, mode_t mode, struct dlc_error **err)
 {
-    if (!runner_privileged() || host_path) {
+    if (m->c->userns || host_path) { /* no mknod in a user namespace */
         _cleanup_free_ char *h = host_path ? xstrdup(host_path) : xstrdup(path);
         return bind_at(m, h, path, 0, err);
     }
