@@ -151,6 +151,14 @@ def test_isolation_battery(rt, attempt):
     assert r.stdout.startswith("blocked"), r.stdout
 
 
+def test_userns_as_root(rt):
+    r = rt("run", "--rm", "--userns", "bb:1", "sh", "-c",
+           "cat /proc/self/uid_map; probe mount; probe mknod; probe hostdev")
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["0", "0", "65536"]
+    assert all(ln.startswith("blocked") for ln in lines[1:]), r.stdout
+
+
 def test_no_host_pids_or_interfaces(rt):
     pids = rt("run", "--rm", "bb:1", "probe", "pids").stdout.split()
     assert sorted(pids) == ["1", "2"]  # init and the probe
