@@ -31,9 +31,22 @@ die() {
     exit 1
 }
 
-# Runs a command, shown as it is typed; on failure says which step broke.
+# Prints a command as one would type it (single quotes where the shell needs them).
+show() {
+    local line='$' a
+    for a in "$@"; do
+        if [[ $a =~ ^[][A-Za-z0-9_./:=@%+,-]+$ && $a != *[* ]]; then
+            line+=" $a"
+        else
+            line+=" '${a//\'/\'\\\'\'}'"
+        fi
+    done
+    printf '%s\n' "$line"
+}
+
+# Runs a command, shown first; on failure says which step broke.
 run() {
-    printf '$ %s\n' "$*"
+    show "$@"
     "$@" || die "'$*' exited with status $?"
 }
 
@@ -94,10 +107,10 @@ run "$PYTHON" scripts/make-sample-data.py "$OUT/data"
 step "Train in a container, the SageMaker way (model.tar.gz out)"
 "$DLC" help train >/dev/null 2>&1 ||
     die "this dlc has no 'train' command yet (the runner, issue 5): nothing to train with"
-run "$DLC" train "$IMAGE-cpu" --channel training="$OUT/data/training" \
+run "$DLC" train --channel training="$OUT/data/training" \
     --channel validation="$OUT/data/validation" --output "$OUT" \
     --hp hidden_units='[16, 16]' --hp loss=sparse_categorical_crossentropy \
-    --hp epochs=20 --hp learning_rate=0.01 --hp batch_size=64 --hp seed=1
+    --hp epochs=20 --hp learning_rate=0.01 --hp batch_size=64 --hp seed=1 "$IMAGE-cpu"
 [ -s "$OUT/model.tar.gz" ] || die "dlc train wrote no $OUT/model.tar.gz"
 run tar -tzvf "$OUT/model.tar.gz"
 
