@@ -107,7 +107,7 @@ run "$PYTHON" scripts/make-sample-data.py "$OUT/data"
 step "Train in a container, the SageMaker way (model.tar.gz out)"
 "$DLC" help train >/dev/null 2>&1 ||
     die "this dlc has no 'train' command yet (the runner, issue 5): nothing to train with"
-run "$DLC" train --channel training="$OUT/data/training" \
+run "$DLC" train --rm --channel training="$OUT/data/training" \
     --channel validation="$OUT/data/validation" --output "$OUT" \
     --hp hidden_units='[16, 16]' --hp loss=sparse_categorical_crossentropy \
     --hp epochs=20 --hp learning_rate=0.01 --hp batch_size=64 --hp seed=1 "$IMAGE-cpu"
