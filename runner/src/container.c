@@ -514,7 +514,7 @@ static int run(const char *root, const struct runner_spec *spec, struct runner_r
         notify(&ct, "E%d %s", RUNNER_EXIT_FAILED, err && *err ? (*err)->msg : "failed");
     } else {
         snprintf(res->id, sizeof(res->id), "%s", ct.cfg.id);
-        struct run_outcome o;
+        struct run_outcome o = {0};
         r = runner_monitor(&ct, &o, err);
         if (r == 0 || o.exited)
             r = finish(&ct, root, &o, res, err);

@@ -189,28 +189,18 @@ static int check_name(const char *root, const char *name, struct dlc_error **err
     return r;
 }
 
-int runner_state_create(const char *root, struct runner_container *ct, struct dlc_error **err)
+/* containers/<id>, created under a temporary name and locked before it gets its real one,
+ * so a concurrent cleanup never takes it for the remains of a dead dlc. */
+static int create_locked(const char *cdir, struct runner_container *ct, struct dlc_error **err)
 {
-    _cleanup_free_ char *cdir = containers_dir(root);
-    if (mkdir(cdir, 0700) < 0 && errno != EEXIST && dlc_mkdir_p(cdir, 0700, err) < 0)
-        return -1;
-    _cleanup_close_ int names = -1;
-    if (ct->name) {
-        _cleanup_free_ char *lp = dlc_path_join(cdir, ".names.lock");
-        if ((names = dlc_lock_path(lp, true, err)) < 0 || check_name(root, ct->name, err) < 0)
-            return -1;
-    }
     new_id(ct->cfg.id);
-    /* created under a temporary name and locked before it gets its real one, so a
-     * concurrent cleanup never takes it for the remains of a dead dlc */
     _cleanup_free_ char *tmp = xasprintf("%s/.new-%s", cdir, ct->cfg.id);
     _cleanup_free_ char *dir = dlc_path_join(cdir, ct->cfg.id);
     if (mkdir(tmp, 0700) < 0)
         return dlc_error_set_errno(err, errno, "create %s", tmp);
     int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || flock(fd, LOCK_EX) < 0 || rename(tmp, dir) < 0) {
-        if (!(err && *err))
-            dlc_error_set_errno(err, errno, "create %s", dir);
+        dlc_error_set_errno(err, errno, "create %s", dir);
         if (fd >= 0)
             close(fd);
         struct dlc_error *e2 = NULL;
@@ -220,9 +210,28 @@ int runner_state_create(const char *root, struct runner_container *ct, struct dl
     }
     ct->lockfd = fd;
     ct->cfg.dir = TAKE_PTR(dir);
-    if (ct->name) /* reserve the name before the lock on names is released */
-        return runner_state_write(root, ct, "created", 0, err);
     return 0;
+}
+
+int runner_state_create(const char *root, struct runner_container *ct, struct dlc_error **err)
+{
+    _cleanup_free_ char *cdir = containers_dir(root);
+    if (mkdir(cdir, 0700) < 0 && errno != EEXIST && dlc_mkdir_p(cdir, 0700, err) < 0)
+        return -1;
+    if (ct->name == NULL)
+        return create_locked(cdir, ct, err);
+    /* a name is checked and reserved (state.json written) under one lock */
+    _cleanup_free_ char *lp = dlc_path_join(cdir, ".names.lock");
+    int names = dlc_lock_path(lp, true, err);
+    if (names < 0)
+        return -1;
+    int r = check_name(root, ct->name, err);
+    if (r == 0)
+        r = create_locked(cdir, ct, err);
+    if (r == 0)
+        r = runner_state_write(root, ct, "created", 0, err);
+    close(names);
+    return r;
 }
 
 void runner_state_remove(struct runner_container *ct)
