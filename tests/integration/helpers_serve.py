@@ -18,6 +18,7 @@ import numpy as np
 from conftest import BUILD, DLC, REPO, free_port, run
 
 TENSOR = BUILD / "runtime" / "cpu" / "tensor"
+GPU_TENSOR = BUILD / "runtime" / "gpu" / "tensor"
 SAMPLE_DATA = REPO / "scripts" / "make-sample-data.py"
 HYPERPARAMETERS = {"hidden_units": "[16, 16]", "loss": '"sparse_categorical_crossentropy"',
                    "epochs": "15", "learning_rate": "0.01", "batch_size": "64", "seed": "1"}
@@ -47,12 +48,12 @@ def tensor_predict(model_dir, x, tmp):
 class Server:
     """A `tensor serve` process; stop() sends SIGTERM and returns (rc, stderr)."""
 
-    def __init__(self, model_dir=None, env=None, args=(), port=None, wait=True):
+    def __init__(self, model_dir=None, env=None, args=(), port=None, wait=True, binary=TENSOR):
         self.port = port or free_port()
         e = dict(os.environ)
         e["SAGEMAKER_BIND_TO_PORT"] = str(self.port)
         e.update(env or {})
-        cmd = [str(TENSOR), "serve", *args]
+        cmd = [str(binary), "serve", *args]
         if model_dir is not None:
             cmd += ["--model-dir", str(model_dir)]
         # stderr to a file, not a pipe: an undrained pipe would fill with access log lines

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers_serve import (Server, error_of, get, invoke, npy_bytes, predictions, request,
+from helpers_serve import (GPU_TENSOR, Server, error_of, get, invoke, npy_bytes, predictions, request,
                            tensor_predict, train_model)
 
 
@@ -299,3 +299,18 @@ def test_sigterm_lets_requests_in_flight_finish(model):
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["predictions"]
     rc, err = s.stop()
     assert rc == 0, err
+
+
+def test_the_gpu_build_serves_on_opencl(model):
+    # pocl, the CPU OpenCL device, stands in for a GPU (DLC_OPENCL_ALLOW_CPU); /ping stays
+    # 503 while the backend compiles its kernels for the warm-up prediction.
+    assert GPU_TENSOR.exists(), f"{GPU_TENSOR} is not built: run `make`"
+    s = Server(model[0], binary=GPU_TENSOR, args=("--device", "opencl"),
+               env={"DLC_OPENCL_ALLOW_CPU": "1"})
+    try:
+        got = predictions(*invoke(s.port, {"instances": model[1].tolist()}))
+        np.testing.assert_allclose(got, model[2], rtol=1e-4, atol=1e-6)
+    finally:
+        rc, err = s.stop()
+    assert rc == 0, err
+    assert "on the opencl backend" in err
