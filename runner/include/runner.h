@@ -5,14 +5,15 @@
  * Usage:
  *
  *     struct runner_spec *spec = runner_spec_new("tensor-runtime:1.0.0-cpu");
+ *     struct dlc_error *err = NULL;
  *     spec->cmd = dlc_strv_push(NULL, "train");
- *     runner_spec_add_channel(spec, "training", "/data/train");
+ *     if (runner_spec_add_channel(spec, "training=/data/train", &err) < 0 ||   // EINVAL/ENOENT
+ *         runner_spec_add_hp(spec, "optimizer=adam", &err) < 0)  // "\"adam\"" in the file
+ *         ...
  *     spec->sm.model_dir = xstrdup("/tmp/model");
- *     runner_spec_add_hp(spec, "epochs", "10");          // -> "10" in hyperparameters.json
  *     spec->memory = 256 << 20;
  *
  *     struct runner_result res;
- *     struct dlc_error *err = NULL;
  *     if (runner_run(root, spec, &res, &err) < 0) {
  *         fprintf(stderr, "dlc: run: %s\n", err->msg);    // res.exit_code is 125, 126 or 127
  *         ...
@@ -22,8 +23,10 @@
  *     runner_spec_free(spec);
  *
  * Layout under DLC_ROOT: layers/sha256/<hex>/ holds each layer unpacked once (verified
- * against its diff_id, whiteouts converted to overlayfs form); containers/<id>/ holds a
- * container's state.json, upper/ and work/ (overlay), rootfs/ (mount point) and log.
+ * against its diff_id, whiteouts converted to overlayfs form); cache/seccomp/ the compiled
+ * filters; containers/<id>/ a container's state.json (and log with detach). The writable
+ * layer (overlay upper/work) is a tmpfs mounted over containers/<id> inside the container's
+ * own mount namespace: it is gone when the container ends.
  *
  * A container: overlayfs root (image layers + per-container upper), namespaces mount, pid,
  * uts, ipc, net (none unless RUNNER_NET_HOST), cgroup and, when not root or asked, user;
