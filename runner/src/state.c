@@ -282,13 +282,15 @@ static int scan_one(const char *cdir, const char *name, struct runner_info *in)
 {
     _cleanup_free_ char *dir = dlc_path_join(cdir, name);
     int fd = -1;
-    int locked = try_lock(dir, LOCK_EX, &fd);
+    /* shared first: another scanner or `dlc rm` may hold it for a moment; a monitor
+     * holds it exclusively for the container's whole life */
+    int locked = try_lock(dir, LOCK_SH, &fd);
     if (locked < 0)
         return 0;
     if (dlc_startswith(name, ".new-")) {
         struct dlc_error *err = NULL;
-        if (locked && runner_rm_tree(dir, &err) < 0) /* a creation that died */
-            dlc_error_free(&err);
+        if (locked && flock(fd, LOCK_EX | LOCK_NB) == 0 && runner_rm_tree(dir, &err) < 0)
+            dlc_error_free(&err); /* a creation that died */
         if (fd >= 0)
             close(fd);
         return 0;
@@ -299,7 +301,8 @@ static int scan_one(const char *cdir, const char *name, struct runner_info *in)
     dlc_error_free(&err);
     if (!have)
         snprintf(in->id, sizeof(in->id), "%s", name);
-    if (locked && (!have || in->state == RUNNER_STATE_RUNNING))
+    if (locked && (!have || in->state == RUNNER_STATE_RUNNING) &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0) /* no monitor, and no one else cleaning it */
         cleanup_dead(dir, in, have, &x);
     dlc_strv_free(x.cgroups);
     if (fd >= 0)
@@ -528,7 +531,9 @@ int runner_remove(const char *root, const char *id_or_name, bool force, struct d
     if (running && runner_stop(root, id_or_name, 0, err) < 0)
         return -1;
     int fd = -1;
-    if (try_lock(dir, LOCK_EX, &fd) <= 0)
+    for (int i = 0; i < 200 && try_lock(dir, LOCK_EX, &fd) == 0; i++)
+        sleep_ms(10); /* a concurrent `dlc ps` looks at it for a moment */
+    if (fd < 0)
         return dlc_error_set(err, EBUSY, "container %s is still running", id_or_name);
     struct runner_info st = {0};
     struct state_extra x = {0};

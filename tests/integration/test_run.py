@@ -351,3 +351,18 @@ def test_killed_dlc_leaves_no_stale_state(rt):
     assert len(containers(rt)) == len(before) + 1
     rt("rm", "kept")
     assert containers(rt) == before
+
+
+def test_concurrent_cold_runs_unpack_each_layer_once(layout, tmp_path):
+    d = Dlc(tmp_path / "root")
+    d.root.mkdir()
+    copy_into_store(d, layout, "bb", "bb:1")
+    env = dict(os.environ, DLC_ROOT=str(d.root))
+    procs = [subprocess.Popen([str(DLC), "run", "--rm", "bb:1", "echo", str(i)], env=env,
+                              stdout=subprocess.PIPE, text=True) for i in range(4)]
+    outs = sorted(p.communicate(timeout=60)[0] for p in procs)
+    assert outs == ["0\n", "1\n", "2\n", "3\n"]
+    assert all(p.returncode == 0 for p in procs)
+    entries = sorted(p.name for p in (d.root / "layers" / "sha256").iterdir())
+    assert len(entries) == 1 and len(entries[0]) == 64, entries  # no temp dirs, no locks
+    assert containers(d) == []
