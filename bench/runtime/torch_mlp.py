@@ -48,8 +48,9 @@ def main():
         times.append(time.perf_counter() - t0)
         print(f"pytorch epoch {epoch + 1}: {times[-1]:.3f} s (loss {total / a.rows:.4f}, "
               f"accuracy {correct / a.rows:.4f})")
-    s = sum(times) / len(times)
-    print(f"pytorch {torch.__version__}: {s:.3f} s/epoch, {a.threads} threads")
+    s, mean = min(times), sum(times) / len(times)  # the least disturbed epoch, as bench_mlp
+    print(f"pytorch {torch.__version__}: {s:.3f} s/epoch (best; mean {mean:.3f}), "
+          f"{a.threads} threads")
     if a.tensor_seconds:
         print(f"tensor vs pytorch: {s / a.tensor_seconds:.2f}x faster")
     return 0
