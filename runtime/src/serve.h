@@ -41,6 +41,10 @@ int serve_decode(enum serve_type t, const char *body, size_t len, int64_t input_
 /* Appends y (rows x outputs) encoded as t: JSON {"predictions": [[...], ...]}, CSV rows of
  * "%.9g" values (exact for f32), npy '<f4' of shape (rows, outputs). */
 void serve_encode(enum serve_type t, const struct tensor_array *y, struct dlc_strbuf *out);
+/* serve-json.c: {"instances": [[n, ...], ...]} or [[n, ...], ...] of plain numbers, rows of
+ * one width, read without a jansson tree: 0 with *ret, 1 when body is anything else (then
+ * serve_decode's full parser reads it and words the errors). Same values either way. */
+int serve_json_fast(const char *body, size_t len, struct tensor_array *ret);
 /* {"error": "<msg>"} */
 char *serve_error_json(const char *msg, size_t *ret_len);
 

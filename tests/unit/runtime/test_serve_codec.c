@@ -173,6 +173,86 @@ static void test_serve_codec__encode_text(void **state)
     free(e);
 }
 
+static void test_serve_codec__json_fast_path_reads_what_jansson_reads(void **state)
+{
+    (void)state;
+    static const char *const numbers[] = {
+            "0",
+            "-0",
+            "1",
+            "-1.5",
+            "3.14159265358979",
+            "1e-45",
+            "1.17549435e-38",
+            "3.4028235e38",
+            "1e39",
+            "123456789012345678",
+            "0.1",
+            "2.5E+3",
+            "-7e-3",
+            "1E5",
+            "0.30000000000000004",
+    };
+    struct dlc_strbuf body = DLC_STRBUF_INIT;
+    dlc_strbuf_append(&body, " {\"instances\" :\n[");
+    for (size_t i = 0; i < DLC_ARRAY_SIZE(numbers); i++)
+        dlc_strbuf_appendf(&body, "%s[ %s ,\t%s]", i ? ", " : "", numbers[i], numbers[i]);
+    dlc_strbuf_append(&body, "] }\r\n");
+    struct tensor_array a = {0};
+    assert_int_equal(serve_json_fast(body.buf, body.len, &a), 0);
+    assert_int_equal(a.rows, (int64_t)DLC_ARRAY_SIZE(numbers));
+    assert_int_equal(a.cols, 2);
+    for (size_t i = 0; i < DLC_ARRAY_SIZE(numbers); i++) {
+        json_error_t je;
+        json_t *j = json_loads(numbers[i], JSON_DECODE_ANY, &je);
+        assert_non_null(j);
+        float want = (float)json_number_value(j);
+        json_decref(j);
+        assert_memory_equal(&a.data[2 * i], &want, sizeof(float));
+        assert_memory_equal(&a.data[2 * i + 1], &want, sizeof(float));
+    }
+    tensor_array_release(&a);
+    dlc_strbuf_release(&body);
+}
+
+static void test_serve_codec__json_fast_path_leaves_the_rest(void **state)
+{
+    (void)state;
+    static const char *const others[] = {
+            "[[1, \"x\"]]",
+            "[[1e400]]",
+            "[[12345678901234567890]]",
+            "[[01]]",
+            "[[1.]]",
+            "[[-]]",
+            "[]",
+            "[[]]",
+            "[[1], [2, 3]]",
+            "[[1]] x",
+            "[1, 2]",
+            "[[1], 2]",
+            "{\"instances\": [[1]], \"x\": 1}",
+            "{\"inputs\": [[1]]}",
+            "[{\"features\": [1]}]",
+            "[[1, 2]",
+            "[[true]]",
+            "[[1,]]",
+            "[[+1]]",
+            "[[.5]]",
+            "[[NaN]]",
+    };
+    for (size_t i = 0; i < DLC_ARRAY_SIZE(others); i++) {
+        struct tensor_array a = {0};
+        if (serve_json_fast(others[i], strlen(others[i]), &a) != 1)
+            fail_msg("the fast path took %s", others[i]);
+        assert_null(a.data);
+    }
+    struct tensor_array a = {0};
+    assert_int_equal(serve_json_fast("{\"instances\":[[1]]}", 19, &a), 0);
+    assert_int_equal(a.rows, 1);
+    tensor_array_release(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +263,8 @@ int main(void)
             cmocka_unit_test(test_serve_codec__npy_roundtrip),
             cmocka_unit_test(test_serve_codec__npy_1d_is_a_row),
             cmocka_unit_test(test_serve_codec__encode_text),
+            cmocka_unit_test(test_serve_codec__json_fast_path_reads_what_jansson_reads),
+            cmocka_unit_test(test_serve_codec__json_fast_path_leaves_the_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
