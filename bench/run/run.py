@@ -1,14 +1,21 @@
-#!/usr/bin/python3
-"""make bench-run: container start-up, `dlc run --rm IMG /bin/true`, against crun and runc
-running the same rootfs (a bundle from `dlc export-bundle`, so the same process settings,
-capabilities, masked paths and seccomp profile), with hyperfine.
+#!/ usr / bin / python3
+""
+        "make bench-run: container start-up, `dlc run --rm IMG /bin/true`, against crun and runc
+        running the same
+        rootfs(a bundle from `dlc export - bundle`, so the same process settings, capabilities,
+               masked paths and seccomp profile),
+        with hyperfine.
 
-  warm:  layers unpacked and the seccomp filter compiled already (the common case)
-  cold:  a fresh layer cache and seccomp cache every run (unpack + verify included)
-  floor: `dlc version` and `crun --version` (loading the binaries) and the wrapper crun
-         needs on a hybrid cgroup host (unshare -m + umount /sys/fs/cgroup/unified)
+                warm : layers unpacked and the seccomp filter compiled already(the common case) cold
+    : a fresh layer cache and seccomp cache every run(unpack + verify included) floor
+    : `dlc version` and `crun-- version` (loading the binaries) and
+                the wrapper crun needs on a hybrid cgroup
+                        host(unshare - m + umount / sys / fs / cgroup / unified) run
+                        - only : the same `dlc run` from a dlc linked with the
+                                 runner's libraries only (the full binary also loads libcurl,
+        libmicrohttpd, gnutls, ... for other commands)
 
-Prints medians and ratios; --json FILE keeps hyperfine's raw results."""
+        Prints medians and ratios; --json FILE keeps hyperfine's raw results."""
 import argparse
 import json
 import os
@@ -21,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("DLC_BUILD", REPO / "build"))
 DLC = BUILD / "dlc"
+RUN_ONLY = BUILD / "bench" / "dlc-run-only"  # dlc linked with the runner's libraries only
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from helpers_run import busybox_entries, write_image  # noqa: E402
 
@@ -42,8 +50,11 @@ def hyperfine(cmds, runs, warmup, prepare=None, export=None):
         print(f"  {name:<28} {c}", flush=True)
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     res = json.loads(Path(out).read_text())["results"]
-    return {name: r for (name, _), r in zip(cmds, res)}
-
+    return
+{
+name:
+    r for (name, _), r in zip(cmds, res)
+}
 
 def report(title, res, base):
     print(f"\n{title}")
@@ -63,11 +74,11 @@ def main():
         sys.exit("bench-run: run as root (crun and runc need it for the comparison)")
     for t in ("hyperfine", "crun", "runc", "skopeo"):
         need(t)
-    assert DLC.exists(), f"{DLC} is not built: run make"
+    assert DLC.exists() and RUN_ONLY.exists(), "run it through `make bench-run`"
     tmp = Path(tempfile.mkdtemp(prefix="dlc-bench-run-"))
-    try:
-        layout = tmp / "layout"
-        write_image(layout, "b", [busybox_entries()], {"Cmd": ["/bin/true"]})
+try : layout = tmp / "layout"
+        write_image(layout, "b", [busybox_entries()], {
+        "Cmd" : ["/bin/true"]})
         root = tmp / "root"
         root.mkdir()
         env = dict(os.environ, DLC_ROOT=str(root))
@@ -83,12 +94,15 @@ def main():
         results = {}
         print(f"warm start ({a.runs} runs each)")
         results["warm"] = hyperfine([("dlc run --rm", f"{DLC} run --rm bench:1 /bin/true"),
+                                     ("dlc-run-only run --rm",
+                                      f"{RUN_ONLY} run --rm bench:1 /bin/true"),
                                      ("crun run (+ wrapper)", crun),
                                      ("runc run", f"runc run -b {bundle} dlc-bench-runc")],
                                     a.runs, 3)
         report("warm", results["warm"], "crun run (+ wrapper)")
         print(f"\nfloors ({a.runs} runs each)")
         results["floor"] = hyperfine([("dlc version", f"{DLC} version"),
+                                      ("dlc-run-only version", f"{RUN_ONLY} version"),
                                       ("crun --version", "crun --version"),
                                       ("crun wrapper only", wrapper)], a.runs, 3)
         report("floors", results["floor"], "crun --version")
@@ -98,9 +112,12 @@ def main():
                                       f"{DLC} run --rm bench:1 /bin/true")], cold_runs, 0,
                                     prepare=f"rm -rf {root}/layers {root}/cache")
         report("cold", results["cold"], "dlc run --rm (cold)")
-        w = results["warm"]
-        ratio = w["dlc run --rm"]["median"] / w["crun run (+ wrapper)"]["median"]
-        print(f"\nwarm dlc run / crun run: x{ratio:.2f} (medians; goal <= 1.0)")
+        w, f = results["warm"], results["floor"]
+        crun_alone = w["crun run (+ wrapper)"]["median"] - f["crun wrapper only"]["median"]
+        for name in ("dlc run --rm", "dlc-run-only run --rm"):
+            m = w[name]["median"]
+            print(f"\nwarm {name}: x{m / w['crun run (+ wrapper)']['median']:.2f} of crun with "
+                  f"its wrapper, x{m / crun_alone:.2f} of crun alone (medians; goal <= 1.0)")
         if a.json:
             Path(a.json).write_text(json.dumps(results, indent=1))
     finally:

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -199,6 +200,7 @@ static void container_init(struct runner_container *ct, const struct runner_spec
     ct->cfg.root = root;
     ct->lockfd = ct->pidfd = ct->netns_fd = ct->sync_wr = ct->err_rd = -1;
     ct->cfg.sync_fd = ct->cfg.err_fd = -1;
+    ct->dev.prog_fd = -1;
     ct->detached = spec->detach;
 }
 
@@ -319,8 +321,14 @@ static void child_error(struct runner_container *ct, struct dlc_error **err)
 static int start(struct runner_container *ct, const char *root, struct dlc_error **err)
 {
     struct container_config *c = &ct->cfg;
+    /* Device nodes: every writable mount of a container is nodev and /dev is read-only,
+     * so without CAP_SYS_ADMIN (which could mount around that) no node it makes can be
+     * opened. The device cgroup is for devices passed in (--device, --gpus: their access
+     * rules) and for CAP_SYS_ADMIN; skipping it otherwise spares a cgroup attach, which on
+     * v1 waits for an RCU grace period. */
+    bool device_cgroup = ct->spec->n_devices > 0 || (c->caps & (1ull << CAP_SYS_ADMIN));
     if (runner_cgroup_create(ct->spec, c->id, &ct->cg, err) < 0 ||
-        runner_devcgroup_create(ct->spec, c->id, &ct->cg, &ct->dev, err) < 0)
+        (device_cgroup && runner_devcgroup_create(ct->spec, c->id, &ct->cg, &ct->dev, err) < 0))
         return -1;
     c->cgroupns = ct->cg.version != 0;
     int sync[2], errp[2];
