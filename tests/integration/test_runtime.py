@@ -217,8 +217,11 @@ def test_sigterm_finishes_the_batch_checkpoints_and_exits_143(tmp_path, uninterr
     assert not (stopped / "output" / "failure").exists()
     assert not (stopped / "model" / "model.safetensors").exists()
     p = tensor("train", base=stopped, check=True)
-    batch = int(re.search(r"resuming from \S+: epoch \d+, batch (\d+)", p.stderr).group(1))
-    assert batch > 1, "the checkpoint was not written mid-epoch"
+    # Almost always mid-epoch 3 ("batch N" > 1); on a loaded machine the signal can land in
+    # the directory fsync after epoch 2's checkpoint, which stops at the epoch boundary.
+    # Either way the result must be the uninterrupted run's (test_model.c covers the
+    # mid-epoch stop deterministically).
+    assert re.search(r"resuming from \S+: epoch [34], batch \d+", p.stderr), p.stderr
     assert (stopped / "model" / "model.safetensors").read_bytes() == \
         (uninterrupted / "model" / "model.safetensors").read_bytes()
 
