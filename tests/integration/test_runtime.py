@@ -221,7 +221,7 @@ def test_sigterm_finishes_the_batch_checkpoints_and_exits_143(tmp_path, uninterr
     # the directory fsync after epoch 2's checkpoint, which stops at the epoch boundary.
     # Either way the result must be the uninterrupted run's (test_model.c covers the
     # mid-epoch stop deterministically).
-    assert re.search(r"resuming from \S+: epoch [34], batch \d+", p.stderr), p.stderr
+    assert re.search(r"resuming from \S+: epoch [3-6], batch \d+", p.stderr), p.stderr
     assert (stopped / "model" / "model.safetensors").read_bytes() == \
         (uninterrupted / "model" / "model.safetensors").read_bytes()
 
