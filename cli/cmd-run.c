@@ -447,8 +447,10 @@ int cmd_ps(int argc, char **argv)
             format_ago(in->finished, ago, sizeof(ago));
             snprintf(status, sizeof(status), "Exited (%d) %s ago", in->exit_code, ago);
         }
-        printf("%-12.12s  %-28.28s  \"%-.22s\"  %-16s  %-26s  %s\n", in->id, in->image,
-               dlc_strbuf_str(&cmdline), created, status, in->name ? in->name : "");
+        char quoted[32];
+        snprintf(quoted, sizeof(quoted), "\"%.22s\"", dlc_strbuf_str(&cmdline));
+        printf("%-12.12s  %-28.28s  %-24s  %-16s  %-26s  %s\n", in->id, in->image, quoted, created,
+               status, in->name ? in->name : "");
     }
     runner_infos_free(infos, n);
     return 0;

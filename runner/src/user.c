@@ -154,10 +154,12 @@ int runner_user_resolve(const char *root, const char *spec, struct runner_user *
         gid_t gid;
         if (parse_id(group, &id))
             gid = id;
-        else if (!find_group(root, group, &gid))
+        else if (!find_group(root, group, &gid)) {
+            runner_user_release(u);
             return dlc_error_set(err, EINVAL,
                                  "unable to find group %s: no matching entries in group file",
                                  group);
+        }
         u->gid = gid;
     } else {
         member_groups(root, u);
