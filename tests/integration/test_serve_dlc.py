@@ -118,6 +118,25 @@ def test_model_tarball_is_unpacked_on_the_host(store, model, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("dlc-model-")]
 
 
+def test_a_tarball_in_the_model_dir_is_unpacked_in_the_container(store, model, tmp_path):
+    # SageMaker unpacks model.tar.gz itself; a bare one in /opt/ml/model is unpacked by
+    # tensor serve with the image's busybox tar.
+    d = tmp_path / "model"
+    d.mkdir()
+    with tarfile.open(d / "model.tar.gz", "w:gz") as t:
+        for name in ("model.json", "model.safetensors"):
+            t.add(model[0] / name, arcname=name)
+    port = free_port()
+    s = DlcServe(store.root, IMAGE, "--model-dir", d, "-p", f"{port}:8080")
+    assert s.wait_url() == f"http://127.0.0.1:{port}", s.stop()[1]
+    try:
+        got = predictions(*invoke(port, {"instances": model[1][:8].tolist()}))
+        np.testing.assert_array_equal(got, model[2][:8])
+    finally:
+        rc, err = s.stop()
+    assert rc == 0, err
+
+
 def test_a_tarball_without_a_model_is_refused(store, tmp_path):
     tarball = tmp_path / "model.tar.gz"
     with tarfile.open(tarball, "w:gz") as t:
