@@ -13,6 +13,10 @@ from conftest import DLC, Dlc, run
 from helpers_run import (BUSYBOX, Entry, busybox_entries, copy_into_store, probe_bytes,
                          write_image)
 
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="the runner tests start containers as root (the rootless ones setpriv to a test user)")
+
 SCRIPTS = {
     "usr/local/bin/probe": None,  # filled with the static probe
     "usr/local/bin/trap-term": (b"#!/bin/sh\ntrap 'echo got TERM; exit 0' TERM\n"

@@ -3,6 +3,7 @@ output as `dlc run` (one deliberate difference: dlc's /dev is read-only, runc mu
 its device nodes in a writable one; both refuse to open a new node); layers with whiteouts give the same tree as `umoci unpack`, and the
 overlay root shows that tree at run time."""
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -12,6 +13,10 @@ import pytest
 from conftest import Dlc, require_tool, run
 from helpers_run import (Entry, busybox_entries, copy_into_store, probe_bytes, tree_listing,
                          write_image)
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="the runner tests start containers as root (the rootless ones setpriv to a test user)")
 
 CHECK = ("id; echo \"$FROM_IMAGE $X\"; cat /etc/motd; pwd; "
          "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "

@@ -1,6 +1,7 @@
 """Limits: --memory (OOM kill reported), --pids-limit (fork bombs contained), --cpus; the
 container's cgroups are gone afterwards."""
 import json
+import os
 import time
 from pathlib import Path
 
@@ -8,6 +9,10 @@ import pytest
 
 from conftest import Dlc
 from helpers_run import busybox_entries, copy_into_store, probe_bytes, write_image
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="the runner tests start containers as root (the rootless ones setpriv to a test user)")
 
 
 @pytest.fixture(scope="module")

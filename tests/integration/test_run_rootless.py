@@ -14,6 +14,10 @@ from conftest import DLC, run
 from helpers_run import (as_user, busybox_entries, copy_into_store, ensure_user, probe_bytes,
                          write_image)
 
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="the runner tests start containers as root (the rootless ones setpriv to a test user)")
+
 UID = 2345
 TRAIN = (b"#!/bin/sh\nid -u > $SM_MODEL_DIR/who\ncat $SM_CHANNEL_TRAINING/* "
          b"> $SM_MODEL_DIR/model.bin\necho done\n")

@@ -14,6 +14,10 @@ from conftest import BUILD, DLC, Dlc, REPO, run
 from helpers_run import (busybox_entries, copy_into_store, parse_env, toolkit_env,
                          write_image)
 
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="the runner tests start containers as root (the rootless ones setpriv to a test user)")
+
 TRAIN = b"""#!/bin/sh
 # a training program by SageMaker's conventions (no toolkit needed)
 set -e
