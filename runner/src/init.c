@@ -55,20 +55,22 @@ static const char *env_lookup(char *const *env, const char *name)
     return NULL;
 }
 
-/* execvp with the container's PATH; returns the exit code for the failure. */
+/* The exit code for an execve failure: 127 when nothing is there, 126 otherwise. */
+static int exec_code(int e)
+{
+    return e == ENOENT || e == ENOTDIR ? RUNNER_EXIT_NOT_FOUND : RUNNER_EXIT_NOT_EXECUTABLE;
+}
+
+/* execvp with the container's PATH; returns only on failure, with the exit code for it
+ * (err says why). */
 static int exec_command(char *const *args, char *const *env, struct dlc_error **err)
 {
     const char *cmd = args[0];
-    if (cmd == NULL || *cmd == '\0')
-        return dlc_error_set(err, EINVAL,
-                             "no command: the image has no Entrypoint or Cmd and "
-                             "none was given"),
-               RUNNER_EXIT_NOT_FOUND;
     if (strchr(cmd, '/')) {
         execve(cmd, args, env);
         int e = errno;
         dlc_error_set_errno(err, e, "exec %s", cmd);
-        return e == ENOENT || e == ENOTDIR ? RUNNER_EXIT_NOT_FOUND : RUNNER_EXIT_NOT_EXECUTABLE;
+        return exec_code(e);
     }
     const char *path = env_lookup(env, "PATH");
     bool denied = false;
@@ -76,17 +78,20 @@ static int exec_command(char *const *args, char *const *env, struct dlc_error **
         size_t n = strcspn(p, ":");
         _cleanup_free_ char *full = xasprintf("%.*s/%s", (int)n ? (int)n : 1, n ? p : ".", cmd);
         execve(full, args, env);
-        if (errno == EACCES)
-            denied = true;
-        else if (errno != ENOENT && errno != ENOTDIR)
-            return dlc_error_set_errno(err, errno, "exec %s", full), RUNNER_EXIT_NOT_EXECUTABLE;
+        int e = errno;
+        if (e != EACCES && e != ENOENT && e != ENOTDIR) {
+            dlc_error_set_errno(err, e, "exec %s", full);
+            return exec_code(e);
+        }
+        denied |= e == EACCES;
         p += n + (p[n] == ':');
     }
-    if (denied)
-        return dlc_error_set(err, EACCES, "exec %s: permission denied", cmd),
-               RUNNER_EXIT_NOT_EXECUTABLE;
-    return dlc_error_set(err, ENOENT, "exec %s: executable file not found in $PATH", cmd),
-           RUNNER_EXIT_NOT_FOUND;
+    if (denied) {
+        dlc_error_set(err, EACCES, "exec %s: permission denied", cmd);
+        return RUNNER_EXIT_NOT_EXECUTABLE;
+    }
+    dlc_error_set(err, ENOENT, "exec %s: executable file not found in $PATH", cmd);
+    return RUNNER_EXIT_NOT_FOUND;
 }
 
 /* Our own limits are the ceiling: nothing is raised above the caller's hard limit
