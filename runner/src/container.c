@@ -330,7 +330,7 @@ static int start(struct runner_container *ct, const char *root, struct dlc_error
     if (runner_cgroup_create(ct->spec, c->id, &ct->cg, err) < 0 ||
         (device_cgroup && runner_devcgroup_create(ct->spec, c->id, &ct->cg, &ct->dev, err) < 0))
         return -1;
-    c->cgroupns = ct->cg.version != 0;
+    c->cgroupns = ct->cg.version != 0 || ct->dev.version != 0;
     int sync[2], errp[2];
     if (pipe2(sync, O_CLOEXEC) < 0)
         return dlc_error_set_errno(err, errno, "pipe");
