@@ -1,21 +1,16 @@
-#!/ usr / bin / python3
-""
-        "make bench-run: container start-up, `dlc run --rm IMG /bin/true`, against crun and runc
-        running the same
-        rootfs(a bundle from `dlc export - bundle`, so the same process settings, capabilities,
-               masked paths and seccomp profile),
-        with hyperfine.
+#!/usr/bin/python3
+"""make bench-run: container start-up, `dlc run --rm IMG /bin/true`, against crun and runc
+running the same rootfs (a bundle from `dlc export-bundle`, so the same process settings,
+capabilities, masked paths and seccomp profile), with hyperfine.
 
-                warm : layers unpacked and the seccomp filter compiled already(the common case) cold
-    : a fresh layer cache and seccomp cache every run(unpack + verify included) floor
-    : `dlc version` and `crun-- version` (loading the binaries) and
-                the wrapper crun needs on a hybrid cgroup
-                        host(unshare - m + umount / sys / fs / cgroup / unified) run
-                        - only : the same `dlc run` from a dlc linked with the
-                                 runner's libraries only (the full binary also loads libcurl,
-        libmicrohttpd, gnutls, ... for other commands)
+  warm:  layers unpacked and the seccomp filter compiled already (the common case)
+  cold:  a fresh layer cache and seccomp cache every run (unpack + verify included)
+  floor: `dlc version` and `crun --version` (loading the binaries) and the wrapper crun
+         needs on a hybrid cgroup host (unshare -m + umount /sys/fs/cgroup/unified)
+  run-only: the same `dlc run` from a dlc linked with the runner's libraries only (the full
+         binary also loads libcurl, libmicrohttpd, gnutls, ... for other commands)
 
-        Prints medians and ratios; --json FILE keeps hyperfine's raw results."""
+Prints medians and ratios; --json FILE keeps hyperfine's raw results."""
 import argparse
 import json
 import os
@@ -50,11 +45,8 @@ def hyperfine(cmds, runs, warmup, prepare=None, export=None):
         print(f"  {name:<28} {c}", flush=True)
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     res = json.loads(Path(out).read_text())["results"]
-    return
-{
-name:
-    r for (name, _), r in zip(cmds, res)
-}
+    return {name: r for (name, _), r in zip(cmds, res)}
+
 
 def report(title, res, base):
     print(f"\n{title}")
@@ -76,9 +68,9 @@ def main():
         need(t)
     assert DLC.exists() and RUN_ONLY.exists(), "run it through `make bench-run`"
     tmp = Path(tempfile.mkdtemp(prefix="dlc-bench-run-"))
-try : layout = tmp / "layout"
-        write_image(layout, "b", [busybox_entries()], {
-        "Cmd" : ["/bin/true"]})
+    try:
+        layout = tmp / "layout"
+        write_image(layout, "b", [busybox_entries()], {"Cmd": ["/bin/true"]})
         root = tmp / "root"
         root.mkdir()
         env = dict(os.environ, DLC_ROOT=str(root))
