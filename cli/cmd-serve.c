@@ -240,14 +240,12 @@ static int wait_ready(struct serving *s, const sigset_t *sigs, int timeout_s)
 /* ---- serving ------------------------------------------------------------------------------ */
 
 /* A child copies the container's log to our stderr until the container ends: a process,
- * so that stopping never waits on a blocked read. */
+ * so that stopping never waits on a blocked read. It keeps our blocked stop signals, so
+ * Ctrl-C (sent to the whole process group) leaves it to print the server's last lines. */
 static pid_t follow_log(const struct serving *s)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         struct dlc_error *err = NULL;
         _exit(runner_logs(s->root, s->id, true, STDERR_FILENO, &err) < 0 ? 1 : 0);
     }
