@@ -212,7 +212,8 @@ extern const struct tensor_backend_ops tensor_backend_cpu;
 const struct tensor_backend_ops *const *tensor_backend_list(void);
 /* Opens a backend by name ("cpu", "opencl"), or by device kind: "cpu", "gpu" (the GPU
  * backend; ENODEV when none is compiled in or no device answers), "auto" (GPU when
- * one works, else CPU: the choice is logged). threads <= 0 means every available CPU. */
+ * one works, else CPU: the choice is logged). threads <= 0 means every available CPU
+ * (the affinity mask, lowered by a cgroup CPU quota). */
 int tensor_backend_open(const char *name, int threads, struct tensor_backend **ret,
                         struct dlc_error **err);
 void tensor_backend_close(struct tensor_backend *be);

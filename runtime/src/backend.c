@@ -39,12 +39,49 @@ const char *tensor_op_name(enum tensor_op op)
     return (unsigned)op < _TENSOR_OP_MAX ? op_names[op] : "?";
 }
 
+static long read_long(const char *root, const char *name)
+{
+    _cleanup_free_ char *path = dlc_path_join(root, name);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    long v = -1;
+    if (f == NULL || fscanf(f, "%ld", &v) != 1)
+        return -1;
+    return v;
+}
+
+int tensor__cgroup_cpu_limit(const char *root)
+{
+    long quota = -1, period = 0;
+    _cleanup_free_ char *v2 = dlc_path_join(root, "cpu.max");
+    _cleanup_fclose_ FILE *f = fopen(v2, "re");
+    if (f != NULL) { /* cgroup v2: "max 100000" or "150000 100000" */
+        if (fscanf(f, "%ld %ld", &quota, &period) != 2)
+            quota = -1;
+    } else { /* cgroup v1 */
+        quota = read_long(root, "cpu/cpu.cfs_quota_us");
+        period = read_long(root, "cpu/cpu.cfs_period_us");
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    long cpus = (quota + period - 1) / period;
+    return cpus > 1024 ? 1024 : (int)cpus;
+}
+
+/* The CPUs we may run on, lowered by a cgroup CPU quota (docker --cpus and the like):
+ * more OpenBLAS threads than the quota lets run only spin and wait for each other. */
+static int default_threads(void)
+{
+    int n = dlc_cpu_count();
+    int limit = tensor__cgroup_cpu_limit("/sys/fs/cgroup");
+    return limit > 0 && limit < n ? limit : n;
+}
+
 static int open_ops(const struct tensor_backend_ops *ops, int threads, struct tensor_backend **ret,
                     struct dlc_error **err)
 {
     struct tensor_backend *be = xcalloc(1, sizeof(*be));
     be->ops = ops;
-    be->threads = threads > 0 ? threads : dlc_cpu_count();
+    be->threads = threads > 0 ? threads : default_threads();
     if (ops->init != NULL && ops->init(be, err) < 0) {
         free(be);
         return dlc_error_wrap(err, "%s backend", ops->name);

@@ -59,6 +59,12 @@ void tensor__cpu_sgd(float *w, const float *g, float *vel, size_t n,
 void tensor__cpu_adam(float *w, const float *g, float *m, float *v, size_t n,
                       const struct tensor_adam_args *a);
 
+/* ---- backends (backend.c) ----------------------------------------------------------------- */
+
+/* CPUs a cgroup CPU quota under root (/sys/fs/cgroup: v2 cpu.max, or v1 cpu/cpu.cfs_*)
+ * allows, rounded up; 0 when there is no quota. */
+int tensor__cgroup_cpu_limit(const char *root);
+
 /* ---- gzip-aware whole-file reads (io.c) ------------------------------------------------ */
 
 /* True when the bytes start like a .npy file. */

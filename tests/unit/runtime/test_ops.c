@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "tensor.h"
+#include "../../../runtime/src/tensor-internal.h"
 
 static struct tensor_backend *be;
 
@@ -520,6 +520,35 @@ static void test_ops__backend_selection(void **state)
                      "x: the cpu backend does not support gemm on a 4 x 4 tensor");
 }
 
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    struct dlc_error *err = NULL;
+    _cleanup_free_ char *p = dlc_path_join(dir, name);
+    _cleanup_free_ char *d = dlc_path_dirname(p);
+    assert_int_equal(dlc_mkdir_p(d, 0755, &err), 0);
+    assert_int_equal(dlc_write_file_atomic(p, text, strlen(text), 0644, &err), 0);
+}
+
+/* Default threads follow a container's CPU quota, v2 and v1. */
+static void test_ops__cgroup_cpu_quota(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *v2 = unit_tmpdir(), *v1 = unit_tmpdir(), *none = unit_tmpdir();
+    write_text(v2, "cpu.max", "150000 100000\n");
+    assert_int_equal(tensor__cgroup_cpu_limit(v2), 2);
+    write_text(v2, "cpu.max", "max 100000\n");
+    assert_int_equal(tensor__cgroup_cpu_limit(v2), 0);
+    write_text(v1, "cpu/cpu.cfs_quota_us", "100000\n");
+    write_text(v1, "cpu/cpu.cfs_period_us", "100000\n");
+    assert_int_equal(tensor__cgroup_cpu_limit(v1), 1);
+    write_text(v1, "cpu/cpu.cfs_quota_us", "-1\n");
+    assert_int_equal(tensor__cgroup_cpu_limit(v1), 0);
+    assert_int_equal(tensor__cgroup_cpu_limit(none), 0);
+    unit_tmpdir_free(TAKE_PTR(v2));
+    unit_tmpdir_free(TAKE_PTR(v1));
+    unit_tmpdir_free(TAKE_PTR(none));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +563,7 @@ int main(void)
             cmocka_unit_test(test_ops__gather),
             cmocka_unit_test(test_ops__sgd_and_adam_match_keras_formulas),
             cmocka_unit_test(test_ops__backend_selection),
+            cmocka_unit_test(test_ops__cgroup_cpu_quota),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
