@@ -264,7 +264,11 @@ static int parse_run(const struct cli_command *cmd, int argc, char **argv, struc
     int c;
     opterr = 0;
     o->spec = runner_spec_new("");
-    while ((c = getopt_long(argc, argv, RUN_SHORTOPTS, opts, NULL)) != -1) {
+    /* `dlc train IMG --channel ...` as the issue writes it: train's command is fixed, so its
+     * options may follow the image (GNU permutation; `--` ends them). run and export-bundle
+     * stop at the image, since what follows is the container's command line. */
+    const char *shortopts = strcmp(cmd->name, "train") == 0 ? RUN_SHORTOPTS + 1 : RUN_SHORTOPTS;
+    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         if (c == 'h') {
             bool done = false;
             return cli_common_opt(cmd, c, &done);

@@ -118,7 +118,7 @@ static char *default_model_dir(void)
 
 int cmd_predict(int argc, char **argv)
 {
-    struct run_opts o = {.device = "auto", .batch = 1024};
+    struct run_opts o = {.device = tensor_device_default(), .batch = 1024};
     int r = parse_opts("predict", predict_usage, argc, argv, &o);
     if (r != 0)
         return r == 1 ? 0 : r;
@@ -185,7 +185,7 @@ static int evaluate(struct tensor_backend *be, struct tensor_model *m, const str
 
 int cmd_evaluate(int argc, char **argv)
 {
-    struct run_opts o = {.device = "auto", .batch = 1024};
+    struct run_opts o = {.device = tensor_device_default(), .batch = 1024};
     int r = parse_opts("evaluate", evaluate_usage, argc, argv, &o);
     if (r != 0)
         return r == 1 ? 0 : r;

@@ -53,11 +53,33 @@ static void job_release(struct job *j)
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
+/* The gpu_memory_limit hyperparameter ("4g", "512MiB") caps what the OpenCL backend
+ * allocates; the backend reads it from DLC_GPU_MEMORY_LIMIT, so checked here and exported. */
+static int set_gpu_memory_limit(struct tensor_hparams *hp, struct dlc_error **err)
+{
+    json_t *v = tensor_hparams_json(hp, "gpu_memory_limit");
+    uint64_t bytes = 0;
+    if (v == NULL)
+        return 0;
+    _cleanup_free_ char *text = json_is_integer(v) ? xasprintf("%" JSON_INTEGER_FORMAT,
+                                                              json_integer_value(v))
+                                : json_is_string(v) ? xstrdup(json_string_value(v))
+                                                    : NULL;
+    if (text == NULL)
+        return dlc_error_set(err, EINVAL,
+                             "hyperparameter gpu_memory_limit: must be a size like 4g or 512MiB");
+    if (dlc_parse_size(text, "hyperparameter gpu_memory_limit", &bytes, err) < 0)
+        return -1;
+    if (setenv("DLC_GPU_MEMORY_LIMIT", text, 1) < 0)
+        return dlc_error_set_errno(err, errno, "set DLC_GPU_MEMORY_LIMIT");
+    return 0;
+}
+
 static int read_options(struct job *j, struct dlc_error **err)
 {
     struct tensor_hparams *hp = j->env->hp;
     int64_t seed = 0;
-    j->epochs = 1, j->batch = 32, j->shuffle = true, j->device = "auto";
+    j->epochs = 1, j->batch = 32, j->shuffle = true, j->device = tensor_device_default();
     if (tensor_hparams_int(hp, "epochs", 1, 1000000, &j->epochs, err) < 0 ||
         tensor_hparams_int(hp, "batch_size", 1, 1 << 24, &j->batch, err) < 0 ||
         tensor_hparams_int(hp, "threads", 1, 1024, &j->threads, err) < 0 ||
@@ -65,6 +87,8 @@ static int read_options(struct job *j, struct dlc_error **err)
         tensor_hparams_bool(hp, "shuffle", &j->shuffle, err) < 0 ||
         tensor_hparams_double(hp, "validation_split", &j->validation_split, err) < 0 ||
         tensor_hparams_string(hp, "device", &j->device, err) < 0)
+        return -1;
+    if (set_gpu_memory_limit(hp, err) < 0)
         return -1;
     if (j->validation_split < 0 || j->validation_split >= 1)
         return dlc_error_set(err, EINVAL, "hyperparameter validation_split: must be in [0, 1)");

@@ -217,6 +217,9 @@ const struct tensor_backend_ops *const *tensor_backend_list(void);
 int tensor_backend_open(const char *name, int threads, struct tensor_backend **ret,
                         struct dlc_error **err);
 void tensor_backend_close(struct tensor_backend *be);
+/* The device a command uses when no flag or hyperparameter names one: $DLC_DEVICE when set
+ * (cpu, gpu, auto, opencl), else "auto". Borrowed. */
+const char *tensor_device_default(void);
 /* EINVAL "<what>: the <backend> backend does not support <op> on a R x C tensor". */
 int tensor_backend_check(const struct tensor_backend *be, enum tensor_op op, const struct tensor *t,
                          const char *what, struct dlc_error **err);
@@ -582,7 +585,7 @@ int tensor_sm_write_failure(const char *base, const char *msg, struct dlc_error 
  */
 struct tensor_serve_options {
     const char *model_dir;      /* NULL: $SAGEMAKER_BASE_DIR/model or /opt/ml/model */
-    const char *device;         /* tensor_backend_open() name; $TENSOR_DEVICE or "auto" */
+    const char *device;         /* tensor_backend_open() name; $DLC_DEVICE or "auto" */
     const char *bind_addr;      /* IPv4, "0.0.0.0" */
     int port;                   /* $SAGEMAKER_BIND_TO_PORT or 8080; 0 picks a free one */
     int threads;                /* HTTP pool; $SAGEMAKER_MODEL_SERVER_WORKERS or the CPUs */

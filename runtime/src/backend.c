@@ -109,8 +109,8 @@ static int open_gpu(int threads, struct tensor_backend **ret, struct dlc_error *
 int tensor_backend_open(const char *name, int threads, struct tensor_backend **ret,
                         struct dlc_error **err)
 {
-    if (dlc_streq(name, "gpu"))
-        return open_gpu(threads, ret, err);
+    if (dlc_streq(name, "gpu")) /* the stage that failed follows, e.g. "...: ICD: ..." */
+        return open_gpu(threads, ret, err) < 0 ? dlc_error_wrap(err, "device gpu: no GPU") : 0;
     if (dlc_streq(name, "auto")) {
         if (backends[0] == &tensor_backend_cpu) /* a CPU-only build: nothing to choose */
             return open_ops(&tensor_backend_cpu, threads, ret, err);
@@ -148,4 +148,10 @@ int tensor_backend_check(const struct tensor_backend *be, enum tensor_op op, con
                          "%s: the %s backend does not support %s on a %lld x %lld tensor", what,
                          be->ops->name, tensor_op_name(op), (long long)tensor_rows(t),
                          (long long)tensor_cols(t));
+}
+
+const char *tensor_device_default(void)
+{
+    const char *d = getenv("DLC_DEVICE");
+    return d && d[0] ? d : "auto";
 }

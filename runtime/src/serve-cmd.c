@@ -23,7 +23,7 @@ static const char usage[] =
         "\n"
         "Environment: SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MAX_PAYLOAD_IN_MB (6),\n"
         "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, SAGEMAKER_MODEL_SERVER_WORKERS (HTTP threads,\n"
-        "default: the CPUs), TENSOR_DEVICE (auto, cpu, gpu).\n";
+        "default: the CPUs), DLC_DEVICE (auto, cpu, gpu).\n";
 
 enum { OPT_BIND = 0x100, OPT_DEVICE, OPT_THREADS, OPT_NO_ACCESS_LOG };
 

@@ -36,7 +36,7 @@ static int env_int(const char *name, int min, int max, int *ret, struct dlc_erro
 int tensor_serve_options_init(struct tensor_serve_options *o, struct dlc_error **err)
 {
     *o = (struct tensor_serve_options){
-            .device = "auto",
+            .device = tensor_device_default(),
             .bind_addr = "0.0.0.0",
             .port = DEFAULT_PORT,
             .threads = dlc_cpu_count(),
@@ -54,9 +54,6 @@ int tensor_serve_options_init(struct tensor_serve_options *o, struct dlc_error *
     const char *accept = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
     if (accept && accept[0])
         o->default_accept = accept;
-    const char *device = getenv("TENSOR_DEVICE");
-    if (device && device[0])
-        o->device = device;
     return 0;
 }
 

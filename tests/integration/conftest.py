@@ -45,6 +45,39 @@ def require_tool(name):
     return path
 
 
+_PUBLIC = {}
+
+
+def public_build():
+    """(dlc, build dir, images dir) copied where every user can reach them.
+
+    Rootless tests run dlc as another user, and a checkout may sit under a directory only
+    its owner can enter (a 0700 home or mktemp dir), so they run this copy instead."""
+    if not _PUBLIC:
+        import tempfile
+        top = Path(tempfile.mkdtemp(prefix="dlc-public-build-"))
+        os.chmod(top, 0o755)
+        build = top / "build"
+        for rel in ("dlc", "runtime/cpu/tensor", "runtime/gpu/tensor"):
+            if (BUILD / rel).exists():
+                (build / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(BUILD / rel, build / rel)
+        shutil.copytree(REPO / "images", top / "images")
+        (top / "runtime").mkdir()
+        shutil.copy2(REPO / "runtime" / "VERSION", top / "runtime" / "VERSION")
+        for p in [top, *top.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() or os.access(p, os.X_OK) else 0o644)
+        _PUBLIC.update(dlc=build / "dlc", build=build, images=top / "images", top=top)
+    return _PUBLIC["dlc"], _PUBLIC["build"], _PUBLIC["images"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_public_build():
+    yield
+    if _PUBLIC:
+        shutil.rmtree(_PUBLIC["top"], ignore_errors=True)
+
+
 class Dlc:
     """Runs build/dlc against one DLC_ROOT."""
 

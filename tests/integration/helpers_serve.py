@@ -156,11 +156,11 @@ def build_cpu_image(dlc):
 class DlcServe:
     """A `dlc serve` process. url is what it printed on stdout (None until ready)."""
 
-    def __init__(self, root, *args, env=None, user_argv=None):
+    def __init__(self, root, *args, env=None, user_argv=None, dlc=DLC):
         e = dict(os.environ)
         e["DLC_ROOT"] = str(root)
         e.update(env or {})
-        argv = [str(DLC), "serve", *map(str, args)]
+        argv = [str(dlc), "serve", *map(str, args)]
         self.log = tempfile.TemporaryFile(mode="w+")  # not a pipe: see Server
         self.proc = subprocess.Popen((user_argv or []) + argv, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, env=e)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, DLC, REPO, Dlc, run
+from conftest import BUILD, DLC, REPO, Dlc, public_build, run
 from helpers_gpu import (DRIVER_VERSION, UUIDS, UVM_MAJOR, busybox_image, cdi_spec,
                          clinfo_image, fake_driver_root, mountinfo_options)
 from helpers_run import as_user, ensure_user
@@ -197,7 +197,8 @@ def test_rootless_binds_the_nodes(tmp_path):
         busybox_image(store, d)
         for p in [d, *d.rglob("*")]:
             os.lchown(p, uid, uid)
-        p = run(as_user(uid, ["env", f"DLC_ROOT={store.root}", DLC, "run", "--rm", "--gpus",
+        p = run(as_user(uid, ["env", f"DLC_ROOT={store.root}", public_build()[0], "run", "--rm",
+                              "--gpus",
                               "0", "--driver-root", fake, "gpu-test:bb", "sh", "-c",
                               "stat -c '%t:%T' /dev/nvidia0; cat /dev/nvidia0 2>&1; true"]),
                 timeout=120)
@@ -279,7 +280,8 @@ def test_device_gpu_without_gpus_fails_clearly(dlc, gpu_image, tmp_path):
               check=False)
     assert p.returncode == 1, p.stdout + p.stderr
     # the runtime names the stage (no ICD) and points at --gpus; never a silent CPU run
-    assert p.stderr.startswith("tensor: train: opencl backend: ICD: "), p.stderr
+    assert p.stderr.startswith("tensor: train: device gpu: no GPU: opencl backend: ICD: "), \
+        p.stderr
     assert "--gpus" in p.stderr
     assert "Epoch" not in p.stdout
 

@@ -92,8 +92,8 @@ def test_device_gpu_without_a_gpu_fails_and_never_trains_on_cpu(tmp_path):
     base = spiral_job(tmp_path / "ml", "gpu", epochs=2)
     p = run(GPU_TENSOR, "train", base=base)
     assert p.returncode == 1, p.stderr
-    want = ("opencl backend: device: no usable OpenCL device of type GPU or accelerator "
-            "(found: 'pthread-")
+    want = ("device gpu: no GPU: opencl backend: device: no usable OpenCL device of type GPU "
+            "or accelerator (found: 'pthread-")
     assert want in p.stderr
     assert "set DLC_OPENCL_ALLOW_CPU=1 or use device=opencl" in p.stderr
     assert want in (base / "output" / "failure").read_text()
@@ -181,6 +181,28 @@ def test_self_test_is_not_fooled_by_a_warm_kernel_cache(tmp_path):
            "opencl backend: self-test: the OpenCL driver crashed (signal 6, Aborted)")
     leftovers = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("dlc-opencl-selftest-*")]
     assert not leftovers, leftovers
+
+
+def test_dlc_device_env_is_the_default_device(tmp_path):
+    base = spiral_job(tmp_path / "ml", "cpu", epochs=1)
+    hp = json.loads((base / "input" / "config" / "hyperparameters.json").read_text())
+    del hp["device"]
+    (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hp))
+    p = run(GPU_TENSOR, "train", base=base, env={"DLC_DEVICE": "gpu"})
+    assert p.returncode == 1 and "device gpu: no GPU: " in p.stderr, p.stderr
+    p = run(GPU_TENSOR, "train", base=base, env={"DLC_DEVICE": "opencl"})
+    assert p.returncode == 0 and "opencl: using device 0.0 " in p.stderr, p.stderr
+
+
+def test_gpu_memory_limit_hyperparameter(tmp_path):
+    base = spiral_job(tmp_path / "ml", "opencl", epochs=1, gpu_memory_limit="16k")
+    p = run(GPU_TENSOR, "train", base=base)
+    assert p.returncode == 1, p.stderr
+    assert "would exceed gpu_memory_limit=16.4 kB" in p.stderr
+    bad = spiral_job(tmp_path / "bad", "opencl", epochs=1, gpu_memory_limit="lots")
+    p = run(GPU_TENSOR, "train", base=bad)
+    assert p.returncode == 1
+    assert "hyperparameter gpu_memory_limit: 'lots' is not a size" in p.stderr
 
 
 def test_gpu_memory_limit(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DLC, run
+from conftest import public_build, run
 from helpers_run import (as_user, busybox_entries, copy_into_store, ensure_user, probe_bytes,
                          write_image)
 
@@ -31,7 +31,8 @@ class UserDlc:
 
     def __call__(self, *args, check=True, timeout=120):
         env = {"PATH": os.environ["PATH"], "DLC_ROOT": str(self.root), "HOME": str(self.root)}
-        p = subprocess.run(as_user(self.uid, [DLC, *args]), capture_output=True, text=True,
+        p = subprocess.run(as_user(self.uid, [public_build()[0], *args]), capture_output=True,
+                           text=True,
                            env=env, timeout=timeout)
         if check and p.returncode != 0:
             raise AssertionError(f"dlc {args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")

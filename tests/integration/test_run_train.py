@@ -121,6 +121,17 @@ def test_train_packs_artifacts(sm, tmp_path):
     assert rt_hostname(sm) == "algo-1\n"
 
 
+def test_train_options_after_the_image(sm, tmp_path):
+    # the form: dlc train IMG --channel training=./data --output ./out [--hp ...]
+    data = channel(tmp_path, content=b"after")
+    out = tmp_path / "out"
+    r = sm("train", "trainer:1", "--channel", f"training={data}", "--output", out,
+           "--hp", "epochs=5")
+    assert 'hps: {"epochs":5}' in r.stdout
+    with tarfile.open(out / "model.tar.gz") as t:
+        assert t.extractfile("model.bin").read() == b"after"
+
+
 def rt_hostname(d):
     return d("train", "--output", "/tmp/dlc-train-hostname-out", "trainer:1",
              "hostname").stdout

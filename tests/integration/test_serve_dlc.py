@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BUILD, DLC, REPO, Dlc, free_port, run
+from conftest import BUILD, DLC, REPO, Dlc, free_port, public_build, run
 from helpers_run import as_user, ensure_user
 from helpers_serve import (IMAGE, RUNTIME_DEF, DlcServe, build_cpu_image, error_of, get, invoke, npy_bytes,
                            predictions, tensor_predict, train_model)
@@ -230,11 +230,12 @@ def test_serve_works_rootless(model):
         for p in [d, *d.rglob("*")]:
             os.chown(p, uid, uid)
         env = ["env", f"DLC_ROOT={d / 'root'}"]
-        run(as_user(uid, env + [DLC, "build", "-f", RUNTIME_DEF, "--build-dir", BUILD,
-                                "--variant", "cpu"]), cwd=REPO)
+        dlc, build, images = public_build()  # the checkout may not be reachable by uid
+        run(as_user(uid, env + [dlc, "build", "-f", images / "tensor-runtime.json",
+                                "--build-dir", build, "--variant", "cpu"]), cwd=d)
         port = free_port()
         s = DlcServe(d / "root", IMAGE, "--model-dir", d / "model", "-p", f"{port}:8080",
-                     user_argv=as_user(uid, env))
+                     user_argv=as_user(uid, env), dlc=dlc)
         assert s.wait_url() == f"http://127.0.0.1:{port}", s.stop()[1]
         got = predictions(*invoke(port, {"instances": model[1][:4].tolist()}))
         np.testing.assert_array_equal(got, model[2][:4])
