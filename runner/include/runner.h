@@ -230,7 +230,8 @@ int runner_train(const char *root, struct runner_spec *spec, const char *out_dir
                  struct runner_result *res, struct dlc_error **err);
 
 /* For hooks and poll sources: the container's init as seen from the host, and an fd of its
- * network namespace (owned by the container; valid until it ends). */
+ * network namespace (owned by the container; valid until it ends, as root and rootless:
+ * it is opened right after clone, before the init stops being dumpable). */
 pid_t runner_container_pid(const struct runner_container *c);
 int runner_container_netns_fd(const struct runner_container *c);
 const char *runner_container_id(const struct runner_container *c);

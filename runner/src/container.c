@@ -356,6 +356,19 @@ static int start(struct runner_container *ct, const char *root, struct dlc_error
     if (pid < 0)
         return -1;
     ct->pid = pid;
+    /* The host side's handle on the container's network namespace (port publishing), taken
+     * now: once init drops dumpable, a rootless monitor can no longer open its /proc/PID
+     * links (the init's memory belongs to our user namespace, where it lacks
+     * CAP_SYS_PTRACE). The namespace exists since clone. */
+    char ns[64];
+    snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)pid);
+    ct->netns_fd = open(ns, O_RDONLY | O_CLOEXEC);
+    if (ct->netns_fd < 0) {
+        dlc_error_set_errno(err, errno, "open %s", ns);
+        kill(pid, SIGKILL);
+        wait_child(ct);
+        return -1;
+    }
     /* "g": the child sets up its mounts while we move it into its cgroups (on v1 the
      * first write to cgroup.procs waits for an RCU grace period: overlap the two);
      * "c": it may now run the command, confined. */

@@ -82,10 +82,8 @@ static int on_setup(struct loop *l, struct dlc_error **err)
     close(l->ct->err_rd);
     l->ct->err_rd = -1;
     if (l->setup.len == 0 && !l->started) {
-        l->started = true; /* every copy closed without a word: the command was exec'd */
-        char ns[64];
-        snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)l->ct->pid);
-        l->ct->netns_fd = open(ns, O_RDONLY | O_CLOEXEC);
+        /* every copy closed without a word: the command was exec'd */
+        l->started = true;
         if (l->ct->notify_fd >= 0) { /* -d: the dlc waiting for us can return */
             _cleanup_free_ char *msg = xasprintf("S%s", l->ct->cfg.id);
             if (write(l->ct->notify_fd, msg, strlen(msg)) < 0)

@@ -134,35 +134,6 @@ static int recv_reply(int sock, struct dial_reply *rep, int *ret_fd)
     return n == (ssize_t)sizeof(*rep) ? 0 : -EPROTO;
 }
 
-/* The container's network namespace: the runner's fd when it has one, else opened through
- * /proc. The init of a container is not dumpable, so without CAP_SYS_PTRACE (rootless)
- * its /proc/PID/ns links cannot be opened; its command's, a child of it, can. */
-static int open_netns(pid_t pid, int given, struct dlc_error **err)
-{
-    if (given >= 0) {
-        int fd = fcntl(given, F_DUPFD_CLOEXEC, 3);
-        return fd >= 0 ? fd : dlc_error_set_errno(err, errno, "dup the network namespace fd");
-    }
-    char path[96];
-    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 || (errno != EACCES && errno != EPERM))
-        return fd >= 0 ? fd : dlc_error_set_errno(err, errno, "open %s", path);
-    char children[64] = "";
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    _cleanup_close_ int cfd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = cfd >= 0 ? read(cfd, children, sizeof(children) - 1) : -1;
-    int child = 0;
-    if (n <= 0 || sscanf(children, "%d", &child) != 1)
-        return dlc_error_set(err, EACCES,
-                             "open /proc/%d/ns/net: permission denied, and the "
-                             "container has no command process to look through",
-                             (int)pid);
-    snprintf(path, sizeof(path), "/proc/%d/ns/net", child);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    return fd >= 0 ? fd : dlc_error_set_errno(err, errno, "open %s", path);
-}
-
 /* The user namespace owning netns when it is not ours (rootless: the container's), -2 when
  * it is ours, -1 on error. NS_GET_USERNS needs no access to the container's processes. */
 static int owning_userns(int netns, struct dlc_error **err)
@@ -198,12 +169,12 @@ static int wait_ready(struct publish_dialer *d, struct dlc_error **err)
     return 0;
 }
 
-int publish_dialer_start(struct publish_dialer *d, pid_t pid, int netns_fd, struct dlc_error **err)
+int publish_dialer_start(struct publish_dialer *d, int netns_fd, struct dlc_error **err)
 {
     DLC_ASSERT(d->pid == 0);
-    _cleanup_close_ int netns = open_netns(pid, netns_fd, err);
+    _cleanup_close_ int netns = fcntl(netns_fd, F_DUPFD_CLOEXEC, 3);
     if (netns < 0)
-        return -1;
+        return dlc_error_set_errno(err, errno, "the container's network namespace");
     _cleanup_close_ int userns = owning_userns(netns, err);
     if (userns == -1)
         return -1;

@@ -245,7 +245,7 @@ static int ensure_started(struct runner_ports *p, struct runner_container *c,
     if (p->dialer.pid != 0 && p->dialer_for == pid)
         return 0;
     publish_dialer_stop(&p->dialer);
-    if (publish_dialer_start(&p->dialer, pid, runner_container_netns_fd(c), err) < 0)
+    if (publish_dialer_start(&p->dialer, runner_container_netns_fd(c), err) < 0)
         return -1;
     p->dialer_for = pid;
     return 0;

@@ -23,10 +23,11 @@ struct publish_dialer {
 };
 
 void publish_dialer_init(struct publish_dialer *d);
-/* Forks the helper into the namespaces of the container whose init is pid (host view): its
- * network namespace netns_fd (or, when -1, found through /proc) and the user namespace
- * owning that, when it is not ours. EPERM/EACCES/ENOENT naming the step on failure. */
-int publish_dialer_start(struct publish_dialer *d, pid_t pid, int netns_fd, struct dlc_error **err);
+/* Forks the helper into a container's network namespace netns_fd (runner_container_netns_fd:
+ * the runner opens it before the container's init stops being dumpable, so it is valid
+ * rootless too) and the user namespace owning that, when it is not ours. EPERM/EACCES
+ * naming the step on failure. */
+int publish_dialer_start(struct publish_dialer *d, int netns_fd, struct dlc_error **err);
 /* A nonblocking TCP socket connecting (connect may still be in progress) to
  * 127.0.0.1:port in the container. Thread-safe. */
 int publish_dialer_dial(struct publish_dialer *d, uint16_t port, int *ret_fd,

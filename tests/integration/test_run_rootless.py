@@ -3,14 +3,16 @@ caller to root inside (no setuid helpers): isolation, channels, files owned by t
 dlc train end to end, and clear errors for what needs privileges."""
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import public_build, run
+from conftest import free_port, public_build, run
 from helpers_run import (as_user, busybox_entries, copy_into_store, ensure_user, probe_bytes,
                          write_image)
 
@@ -119,3 +121,30 @@ def test_rootless_detach_ps_stop_rm(user):
     assert "Exited (143)" in user("ps", "-a").stdout
     user("rm", cid)
     assert cid[:12] not in user("ps", "-a").stdout
+
+
+def read_published(port, tries=100):
+    """What a connection to the published port gets (the server may still be starting)."""
+    for _ in range(tries):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                data = c.recv(100)
+            if data:
+                return data
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return b""
+
+
+def test_rootless_publish_reaches_the_containers_network(user):
+    """-p dials inside the container's network namespace through the fd the runner opened
+    before the (undumpable) init could refuse a rootless monitor its /proc links."""
+    port = free_port()
+    cid = user("run", "-d", "-p", f"127.0.0.1:{port}:7000", "rootless:1", "nc", "-ll", "-p",
+               "7000", "-e", "echo", "hello").stdout.strip()
+    try:
+        for _ in range(3):  # the first connection starts the namespace helper, later reuse it
+            assert read_published(port) == b"hello\n"
+    finally:
+        user("rm", "-f", cid)

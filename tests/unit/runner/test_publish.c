@@ -143,7 +143,7 @@ static int setup(void **state)
     assert_true(f->netns >= 0);
     publish_dialer_init(&f->dialer);
     struct dlc_error *err = NULL;
-    if (publish_dialer_start(&f->dialer, f->pid, f->netns, &err) < 0 ||
+    if (publish_dialer_start(&f->dialer, f->netns, &err) < 0 ||
         publish_relay_new(&f->relay, &err) < 0)
         fail_msg("%s", err->msg);
     f->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -240,27 +240,15 @@ static void test_publish__refused_inside_closes_the_client(void **state)
     close(c);
 }
 
-static void test_publish__finds_the_namespace_through_proc(void **state)
+static void test_publish__needs_the_namespace_fd(void **state)
 {
-    struct netns_fixture *f = *state;
+    (void)state;
     struct dlc_error *err = NULL;
     struct publish_dialer d;
     publish_dialer_init(&d);
-    if (publish_dialer_start(&d, f->pid, -1, &err) < 0)
-        fail_msg("%s", err->msg);
-    int c = connect_host(f);
-    int host = accept4(f->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    int up = -1;
-    if (publish_dialer_dial(&d, f->port, &up, &err) < 0 ||
-        publish_relay_add(f->relay, host, up, &err) < 0)
-        fail_msg("%s", err->msg);
-    assert_int_equal(write(c, "x", 1), 1);
-    shutdown(c, SHUT_WR);
-    char *got = read_all(c);
-    assert_string_equal(got, "echo:x");
-    free(got);
-    close(c);
-    publish_dialer_stop(&d);
+    assert_dlc_error(publish_dialer_start(&d, -1, &err), &err, EBADF,
+                     "the container's network namespace");
+    assert_int_equal(d.pid, 0);
     pthread_mutex_destroy(&d.lock);
 }
 
@@ -273,8 +261,7 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_publish__refused_inside_closes_the_client, setup,
                                             teardown),
-            cmocka_unit_test_setup_teardown(test_publish__finds_the_namespace_through_proc, setup,
-                                            teardown),
+            cmocka_unit_test(test_publish__needs_the_namespace_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
