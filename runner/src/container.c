@@ -426,7 +426,7 @@ static void fix_ownership(const struct runner_container *ct)
 {
     const struct runner_sagemaker *sm = &ct->spec->sm;
     const char *dirs[] = {sm->model_dir, sm->output_dir, sm->checkpoint_dir};
-    if (ct->cfg.userns) /* the caller is root inside: ownership is right already */
+    if (!runner_privileged()) /* rootless: the caller is root inside, the files are its own */
         return;
     for (size_t i = 0; i < DLC_ARRAY_SIZE(dirs); i++) {
         struct stat st;

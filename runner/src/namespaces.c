@@ -57,8 +57,13 @@ int runner_userns_map(pid_t pid, struct dlc_error **err)
 {
     char map[64];
     if (runner_privileged()) {
-        /* root asking for --userns: ids keep their meaning, capabilities stay inside */
-        snprintf(map, sizeof(map), "0 0 65536\n");
+        /* root asking for --userns: podman's keep-id for root, which copies the caller's
+         * mapping (all of it, in the initial namespace) into the new namespace. The caller
+         * is root inside as rootless, ids keep their meaning on the host (the layers'
+         * owners, the files written to mounts), and the container's capabilities count
+         * only inside its own namespaces: no mknod, raw I/O or modules, even with
+         * --cap-add. */
+        snprintf(map, sizeof(map), "0 0 4294967295\n");
         if (write_proc(pid, "uid_map", map, err) < 0 || write_proc(pid, "gid_map", map, err) < 0)
             return -1;
         return 0;

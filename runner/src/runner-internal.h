@@ -172,9 +172,9 @@ struct upper_entry {
 struct container_config {
     const struct runner_spec *spec;
     char id[65];
-    const char *root; /* DLC_ROOT */
-    char *dir;        /* containers/<id> */
-    char *rootfs;     /* dir/rootfs: the overlay mount point */
+    const char *root;   /* DLC_ROOT */
+    char *dir;          /* containers/<id> */
+    char *rootfs;       /* dir/rootfs: the overlay mount point */
     char *upper, *work; /* in a tmpfs the child mounts on dir, in its own namespace */
     struct upper_entry *upper_entries; /* written into upper before the overlay is mounted */
     size_t n_upper_entries;
@@ -251,8 +251,8 @@ DLC_NORETURN void runner_container_main(struct container_config *c);
 /* namespaces.c */
 /* clone3 into new namespaces (fork semantics); ret_pidfd gets a pidfd of the child. */
 pid_t runner_clone(const struct container_config *c, int *ret_pidfd, struct dlc_error **err);
-/* Writes the uid/gid maps of a child in a new user namespace: the caller (or root's range
- * for --userns as root) becomes root inside. */
+/* Writes the uid/gid maps of a child in a new user namespace: the caller becomes root
+ * inside (rootless: its one id; root with --userns: the identity map of all ids). */
 int runner_userns_map(pid_t pid, struct dlc_error **err);
 /* Brings up lo in the current (new) network namespace. */
 int runner_netns_loopback_up(struct dlc_error **err);

@@ -156,11 +156,22 @@ def test_isolation_battery(rt, attempt):
 
 
 def test_userns_as_root(rt):
+    """--userns as root: podman's keep-id for root (root's whole mapping copied into a new
+    user namespace), device nodes bound from the host, never made with mknod."""
     r = rt("run", "--rm", "--userns", "bb:1", "sh", "-c",
-           "cat /proc/self/uid_map; probe mount; probe mknod; probe hostdev")
+           "cat /proc/self/uid_map /proc/self/gid_map; id -u; cat /dev/null; "
+           "head -c 4 /dev/zero | wc -c; probe mount; probe mknod; probe hostdev")
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["0", "0", "65536"]
-    assert all(ln.startswith("blocked") for ln in lines[1:]), r.stdout
+    assert lines[0].split() == ["0", "0", "4294967295"]
+    assert lines[1].split() == ["0", "0", "4294967295"]
+    assert lines[2:4] == ["0", "4"]
+    assert all(ln.startswith("blocked") for ln in lines[4:]), r.stdout
+    # its capabilities count inside only: even CAP_MKNOD cannot make a node
+    r = rt("run", "--rm", "--userns", "--cap-add", "ALL", "bb:1", "probe", "mknod")
+    assert r.stdout.startswith("blocked: mknod: Operation not permitted"), r.stdout
+    # the image's owners keep their ids (app is 1000 in the layer, and on the host)
+    assert rt("run", "--rm", "--userns", "bb:1", "stat", "-c", "%u", "/home/app").stdout == \
+        "1000\n"
 
 
 def test_no_host_pids_or_interfaces(rt):

@@ -153,15 +153,16 @@ def test_train_failure_reason_and_exit_code(sm, tmp_path):
     assert r.stderr == "dlc: train: the job failed (exit 3) without a failure reason\n"
 
 
-def test_files_in_model_dir_belong_to_the_dirs_owner(sm, tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--userns"]])
+def test_files_in_model_dir_belong_to_the_dirs_owner(sm, tmp_path, flags):
     model = tmp_path / "model"
     output = tmp_path / "output"
     for d in (model, output):
         d.mkdir()
         os.chown(d, 4321, 4321)
     data = channel(tmp_path)
-    sm("run", "--rm", "--channel", f"training={data}", "--model-dir", model, "--output-dir",
-       output, "trainer:1", "train")
+    sm("run", "--rm", *flags, "--channel", f"training={data}", "--model-dir", model,
+       "--output-dir", output, "trainer:1", "train")
     for p in list(model.rglob("*")) + list(output.rglob("*")):
         st = p.stat()
         assert (st.st_uid, st.st_gid) == (4321, 4321), p
