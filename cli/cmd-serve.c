@@ -186,9 +186,7 @@ static int exited_code(const struct serving *s)
     if (runner_find(s->root, s->id, &in, &err) < 0)
         return 255; /* gone: removed behind our back */
     int code = in.state == RUNNER_STATE_EXITED ? (in.exit_code >= 0 ? in.exit_code : 255) : -1;
-    struct runner_info *heap = xmalloc(sizeof(*heap)); /* runner.h frees infos as an array */
-    *heap = in;
-    runner_infos_free(heap, 1);
+    runner_info_release(&in);
     return code;
 }
 

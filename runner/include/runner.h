@@ -254,13 +254,18 @@ struct runner_info {
     pid_t pid;        /* init's host pid while running */
     bool detached;    /* output went to the log */
 };
+/* Frees what one runner_info holds (runner_find's result) and zeroes it; the struct itself
+ * is the caller's. */
+void runner_info_release(struct runner_info *in);
+/* Frees an array of n (runner_list's result). */
 void runner_infos_free(struct runner_info *infos, size_t n);
 
 /* Lists containers (running only unless all), oldest first. Cleans up stale state left by a
  * dlc that was killed (removes --rm containers, marks the others exited). */
 int runner_list(const char *root, bool all, struct runner_info **ret, size_t *ret_n,
                 struct dlc_error **err);
-/* Finds a container by id, unique id prefix or name; ENOENT if none, EINVAL if ambiguous. */
+/* Finds a container by id, unique id prefix or name; ENOENT if none, EINVAL if ambiguous.
+ * Release *ret with runner_info_release. */
 int runner_find(const char *root, const char *id_or_name, struct runner_info *ret,
                 struct dlc_error **err);
 /* Copies a detached container's log to fd; with follow, until the container ends. EINVAL

@@ -46,7 +46,7 @@ static void new_id(char id[65])
 
 /* ---- reading state ------------------------------------------------------------------- */
 
-static void info_release(struct runner_info *in)
+void runner_info_release(struct runner_info *in)
 {
     free(in->name);
     free(in->image);
@@ -57,7 +57,7 @@ static void info_release(struct runner_info *in)
 void runner_infos_free(struct runner_info *infos, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        info_release(&infos[i]);
+        runner_info_release(&infos[i]);
     free(infos);
 }
 
@@ -308,7 +308,7 @@ static int scan_one(const char *cdir, const char *name, struct runner_info *in)
     if (fd >= 0)
         close(fd);
     if (in->id[0] == '\0' || !have) {
-        info_release(in);
+        runner_info_release(in);
         return 0;
     }
     return 1;
@@ -337,7 +337,7 @@ int runner_list(const char *root, bool all, struct runner_info **ret, size_t *re
         if (scan_one(cdir, de->d_name, &in) <= 0)
             continue;
         if (!all && in.state != RUNNER_STATE_RUNNING) {
-            info_release(&in);
+            runner_info_release(&in);
             continue;
         }
         out = xrealloc(out, (n + 1) * sizeof(*out));
@@ -418,7 +418,7 @@ int runner_logs(const char *root, const char *id_or_name, bool follow, int out,
         return -1;
     _cleanup_free_ char *dir = xasprintf("%s/containers/%s", root, in.id);
     bool detached = in.detached;
-    info_release(&in);
+    runner_info_release(&in);
     if (!detached)
         return dlc_error_set(err, EINVAL,
                              "container %.12s ran in the foreground: its output went to the "
@@ -473,7 +473,7 @@ static int open_init(const char *root, const char *id, pid_t pid)
     bool running = read_state(dir, &again, NULL, &err) == 0 &&
                    again.state == RUNNER_STATE_RUNNING && again.pid == pid;
     dlc_error_free(&err);
-    info_release(&again);
+    runner_info_release(&again);
     if (!running) {
         close(pidfd);
         return -1;
@@ -502,7 +502,7 @@ int runner_stop(const char *root, const char *id_or_name, int timeout, struct dl
     _cleanup_free_ char *dir = xasprintf("%s/containers/%s", root, in.id);
     int pidfd =
             in.state == RUNNER_STATE_RUNNING && in.pid > 0 ? open_init(root, in.id, in.pid) : -1;
-    info_release(&in);
+    runner_info_release(&in);
     if (pidfd < 0)
         return 0; /* not running (any more) */
     int sig = timeout > 0 ? stop_signal_of(dir) : SIGKILL;
@@ -524,7 +524,7 @@ int runner_remove(const char *root, const char *id_or_name, bool force, struct d
         return -1;
     _cleanup_free_ char *dir = xasprintf("%s/containers/%s", root, in.id);
     bool running = in.state == RUNNER_STATE_RUNNING;
-    info_release(&in);
+    runner_info_release(&in);
     if (running && !force)
         return dlc_error_set(err, EBUSY, "container %s is running: stop it first (or use rm -f)",
                              id_or_name);
@@ -542,7 +542,7 @@ int runner_remove(const char *root, const char *id_or_name, bool force, struct d
         dlc_error_free(&e2);
     remove_cgroups(x.cgroups);
     dlc_strv_free(x.cgroups);
-    info_release(&st);
+    runner_info_release(&st);
     int r = runner_rm_tree(dir, err);
     close(fd);
     return r;
