@@ -386,23 +386,51 @@ int cmd_rmi(int argc, char **argv)
 
 /* ---- prune -------------------------------------------------------------------------- */
 
+#define PRUNE_MAX_WAIT_S (24 * 3600)
+
+/* --wait SECONDS: how long to wait for builds and pulls that have not tagged yet. */
+static int prune_parse(const struct cli_command *cmd, int argc, char **argv, int *wait_s,
+                       bool *done)
+{
+    static const struct option opts[] = {
+            {"wait", required_argument, NULL, 'w'}, CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    int c, r = 0;
+    set_progname(cmd, argv);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'w') {
+            _cleanup_error_ struct dlc_error *e = NULL;
+            if (dlc_parse_int(optarg, "--wait", 0, PRUNE_MAX_WAIT_S, wait_s, &e) < 0) {
+                *done = true;
+                return cli_usage_error(cmd, "%s", e->msg);
+            }
+        } else if (common_opt(cmd, c, &r)) {
+            *done = true;
+            return r;
+        }
+    }
+    if (optind < argc) {
+        *done = true;
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    }
+    return 0;
+}
+
 int cmd_prune(int argc, char **argv);
 int cmd_prune(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_command_find("prune");
     bool done = false;
-    int r = parse_no_options(cmd, argc, argv, &done);
+    int wait_s = OCI_GC_WAIT_MS / 1000;
+    int r = prune_parse(cmd, argc, argv, &wait_s, &done);
     if (done)
         return r;
-    if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     _cleanup_(oci_store_freep) struct oci_store *s = NULL;
     if (open_store("prune", &s) != 0)
         return CLI_EXIT_FAIL;
     struct dlc_error *err = NULL;
     size_t blobs = 0;
     uint64_t bytes = 0;
-    if (oci_store_gc(s, &blobs, &bytes, &err) < 0)
+    if (oci_store_gc_wait(s, wait_s * 1000, &blobs, &bytes, &err) < 0)
         return cli_fail("prune", &err);
     char size[32];
     printf("Deleted %zu blob%s, freed %s\n", blobs, blobs == 1 ? "" : "s",

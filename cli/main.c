@@ -65,12 +65,16 @@ static const struct cli_command commands[] = {
          "image. Blobs stay until 'dlc prune'. Exits 1 if any REF failed.\n\n"
          "Options:\n"
          "  --root DIR  store root\n"},
-        {"prune", cmd_prune, "dlc prune", "Remove blobs no tag references; print what was freed",
+        {"prune", cmd_prune, "dlc prune [--wait SECONDS]",
+         "Remove blobs no tag references; print what was freed",
          "Removes blobs no tag reaches (through indexes, manifests, configs, layers and\n"
-         "subjects) and temp files of interrupted writes. Don't run it during a build or\n"
-         "pull into the same store.\n\n"
+         "subjects) and temp files of interrupted writes. Blobs that a 'dlc build' or\n"
+         "'dlc pull' into the same store has written but not tagged yet are never removed:\n"
+         "prune waits for such a writer to tag, and fails (exit 1, nothing removed) if one\n"
+         "is still writing after the wait.\n\n"
          "Options:\n"
-         "  --root DIR  store root\n"},
+         "  --wait SECONDS  how long to wait for a build or pull (default 10; 0: not at all)\n"
+         "  --root DIR      store root\n"},
         {"build", cmd_build,
          "dlc build [-f DEFINITION.json] [--variant cpu|gpu|all] [--tag EXTRA] "
          "[--compress gzip|zstd] [--no-cache] [--build-dir DIR] [--insecure]",

@@ -543,6 +543,9 @@ static void fill_result(const struct bctx *c, const struct iplan *ip, struct bui
 static int write_image(struct bctx *c, const struct iplan *ip, struct builder_image_info *r,
                        struct dlc_error **err)
 {
+    /* Before the cache lookups: a cached layer must stay until the tag references it. */
+    if (oci_store_lease(c->store, err) < 0)
+        return -1;
     for (size_t i = 0; i < ip->n_layers; i++)
         if (build_layer(c, ip->layers[i], err) < 0)
             return -1;

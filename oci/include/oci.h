@@ -302,11 +302,32 @@ int oci_store_untag(struct oci_store *s, const char *ref_name, struct dlc_error 
  * standing in for an untagged entry. */
 int oci_store_untag_digest(struct oci_store *s, const char *digest, char ***ret_names,
                            struct dlc_error **err);
+/* The writer lease keeps gc away from blobs a writer stored but has not tagged yet (a build
+ * or pull stores layers, config and manifest first and tags last; until then nothing in
+ * index.json reaches them). It is a shared flock on $DLC_ROOT/images.gc.lock held by the
+ * store object: taken by its first oci_store_blob_put, oci_store_blob_writer_new or
+ * oci_store_put_manifest (so every writer has it without asking), released by its next
+ * successful oci_store_tag, by oci_store_lease_release or oci_store_free. A writer that
+ * reuses blobs it finds already stored (a build-cache hit, a layer a pull already has) takes
+ * it with oci_store_lease before it looks. Taking it waits while a gc runs. Thread-safe and
+ * idempotent; the fd is close-on-exec (a child forked without exec keeps the lease until it
+ * exits). Readers (dlc run) never take it. */
+int oci_store_lease(struct oci_store *s, struct dlc_error **err);
+void oci_store_lease_release(struct oci_store *s);
+
+/* How long oci_store_gc waits for writers' leases. */
+#define OCI_GC_WAIT_MS 10000
 /* Removes blobs no index.json entry reaches (through indexes, manifests, configs, layers,
  * subjects) and temp files no live writer holds; reports what was freed (temp files count
- * in bytes, not in blobs). Holds the store lock throughout, so no new blob writer starts
- * meanwhile; but blobs stored and not yet tagged are unreferenced: don't gc while a build or
- * pull into the same store is running. A reachable manifest that is corrupt stops gc. */
+ * in bytes, not in blobs). First takes $DLC_ROOT/images.gc.lock exclusively: while another
+ * process holds a writer lease it waits up to wait_ms (< 0: without limit), then fails with
+ * EBUSY "another dlc process is writing to the store (...)". s's own lease is dropped first
+ * (its untagged blobs go like any others); a lease held by another store object of this
+ * process is EBUSY at once rather than a wait on itself. Then holds the store lock
+ * throughout. Tools that write the layout directly (skopeo into $DLC_ROOT/images) take no
+ * lease. A reachable manifest that is corrupt stops gc. oci_store_gc waits OCI_GC_WAIT_MS. */
+int oci_store_gc_wait(struct oci_store *s, int wait_ms, size_t *ret_blobs, uint64_t *ret_bytes,
+                      struct dlc_error **err);
 int oci_store_gc(struct oci_store *s, size_t *ret_blobs, uint64_t *ret_bytes,
                  struct dlc_error **err);
 

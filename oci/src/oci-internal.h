@@ -2,14 +2,22 @@
 #ifndef DLC_OCI_INTERNAL_H
 #define DLC_OCI_INTERNAL_H
 
+#include <sys/types.h>
+
 #include "oci.h"
 
 struct oci_store {
-    char *root;       /* DLC_ROOT */
-    char *layout;     /* DLC_ROOT/images */
-    char *blobs_dir;  /* DLC_ROOT/images/blobs/sha256 */
-    char *index_path; /* DLC_ROOT/images/index.json */
-    char *lock_path;  /* DLC_ROOT/images.lock */
+    char *root;         /* DLC_ROOT */
+    char *layout;       /* DLC_ROOT/images */
+    char *blobs_dir;    /* DLC_ROOT/images/blobs/sha256 */
+    char *index_path;   /* DLC_ROOT/images/index.json */
+    char *lock_path;    /* DLC_ROOT/images.lock */
+    char *gc_lock_path; /* DLC_ROOT/images.gc.lock: writers' leases (shared), gc (exclusive) */
+    /* The writer lease (store-lease.c), under that file's process-wide mutex. */
+    int lease_fd; /* holds a shared flock on gc_lock_path; -1 when no lease */
+    dev_t lease_dev;
+    ino_t lease_ino;
+    struct oci_store *lease_next; /* the process's stores that hold a lease */
 };
 
 /* Cap on index.json: it lists tags, not content. */
@@ -43,6 +51,12 @@ int oci__keyset_from_json(const json_t *obj, const char *key, const char *what, 
 /* index.json, read and written whole. read validates and names the file in errors. */
 int oci__store_read_index(struct oci_store *s, struct oci_index **ret, struct dlc_error **err);
 int oci__store_write_index(struct oci_store *s, const struct oci_index *ix, struct dlc_error **err);
+
+/* The gc side of the writer lease (store-lease.c): releases s's own lease, then takes
+ * gc_lock_path exclusively within wait_ms (< 0: however long it takes) and returns the fd
+ * holding it. EBUSY when the wait runs out, or at once when another store object of this
+ * process holds a lease on the same root (waiting would wait on ourselves). */
+int oci__store_gc_lock(struct oci_store *s, int wait_ms, struct dlc_error **err);
 
 /* A copy of the ref.name annotation's value, or NULL. */
 const char *oci__descriptor_ref_name(const struct oci_descriptor *d);

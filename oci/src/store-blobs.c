@@ -62,6 +62,8 @@ int oci_store_blob_writer_new(struct oci_store *s, const char *expected_digest,
 {
     if (expected_digest != NULL && oci_digest_validate(expected_digest, err) < 0)
         return -1;
+    if (oci_store_lease(s, err) < 0) /* before the blob exists: gc must not take it */
+        return -1;
     _cleanup_(oci_blob_writer_freep) struct oci_blob_writer *w = xcalloc(1, sizeof(*w));
     w->store = s;
     w->fd = -1;
@@ -163,6 +165,9 @@ int oci_store_blob_put(struct oci_store *s, const void *data, size_t len,
     if (expected_digest != NULL && strcmp(digest, expected_digest) != 0)
         return dlc_error_set(err, EBADMSG, "blob content hashes to %s, expected %s", digest,
                              expected_digest);
+    /* Also when the blob is there: the caller is about to reference it, gc must keep it. */
+    if (oci_store_lease(s, err) < 0)
+        return -1;
     if (!oci_store_blob_exists(s, digest)) {
         _cleanup_(oci_blob_writer_freep) struct oci_blob_writer *w = NULL;
         if (oci_store_blob_writer_new(s, digest, (int64_t)len, &w, err) < 0 ||

@@ -163,6 +163,17 @@ static void sweep_index_temps(struct oci_store *s)
 int oci_store_gc(struct oci_store *s, size_t *ret_blobs, uint64_t *ret_bytes,
                  struct dlc_error **err)
 {
+    return oci_store_gc_wait(s, OCI_GC_WAIT_MS, ret_blobs, ret_bytes, err);
+}
+
+int oci_store_gc_wait(struct oci_store *s, int wait_ms, size_t *ret_blobs, uint64_t *ret_bytes,
+                      struct dlc_error **err)
+{
+    /* Writers' leases first (see store-lease.c), then the index lock: the order writers
+     * take them in too. */
+    _cleanup_close_ int gc_lock = oci__store_gc_lock(s, wait_ms, err);
+    if (gc_lock < 0)
+        return dlc_error_wrap(err, "gc");
     _cleanup_close_ int lock = dlc_lock_path(s->lock_path, true, err);
     if (lock < 0)
         return -1;

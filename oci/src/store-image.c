@@ -197,7 +197,9 @@ int oci_store_put_manifest(struct oci_store *s, const char *manifest_raw, size_t
         return dlc_error_set(err, EFBIG, "manifest has %zu bytes, more than the %u allowed",
                              manifest_len, OCI_MAX_MANIFEST_SIZE);
     char digest[OCI_DIGEST_BUFSZ];
-    if (check_references(s, manifest_raw, manifest_len, mt, err) < 0 ||
+    /* The lease first: the blobs found present must stay until the caller tags. */
+    if (oci_store_lease(s, err) < 0 ||
+        check_references(s, manifest_raw, manifest_len, mt, err) < 0 ||
         oci_store_blob_put(s, manifest_raw, manifest_len, NULL, digest, err) < 0)
         return -1;
     *ret = (struct oci_descriptor){.media_type = xstrdup(mt), .size = (int64_t)manifest_len};

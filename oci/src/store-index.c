@@ -197,7 +197,11 @@ int oci_store_tag(struct oci_store *s, const char *ref_name, const struct oci_de
     struct oci_descriptor *d = &ix->manifests[ix->n_manifests++];
     oci_descriptor_copy(d, desc);
     oci_map_set(&d->annotations, OCI_ANNOTATION_REF_NAME, name);
-    return oci__store_write_index(s, ix, err);
+    if (oci__store_write_index(s, ix, err) < 0)
+        return -1;
+    /* Tagged: what this writer stored is reachable now, gc may run. */
+    oci_store_lease_release(s);
+    return 0;
 }
 
 int oci_store_untag(struct oci_store *s, const char *ref_name, struct dlc_error **err)

@@ -52,11 +52,13 @@ void oci_store_free(struct oci_store *s)
 {
     if (s == NULL)
         return;
+    oci_store_lease_release(s);
     free(s->root);
     free(s->layout);
     free(s->blobs_dir);
     free(s->index_path);
     free(s->lock_path);
+    free(s->gc_lock_path);
     free(s);
 }
 
@@ -115,6 +117,8 @@ int oci_store_open(const char *root, struct oci_store **ret, struct dlc_error **
     s->blobs_dir = dlc_path_join(s->layout, "blobs/sha256");
     s->index_path = dlc_path_join(s->layout, "index.json");
     s->lock_path = dlc_path_join(root, "images.lock");
+    s->gc_lock_path = dlc_path_join(root, "images.gc.lock");
+    s->lease_fd = -1;
     if (dlc_mkdir_p(s->blobs_dir, 0755, err) < 0)
         return dlc_error_wrap(err, "open store %s", root);
     if (layout_header_check(s, err) < 0 || index_check(s, err) < 0)

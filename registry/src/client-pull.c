@@ -254,6 +254,9 @@ static int do_pull(struct oci_store *s, const struct oci_ref *remote, const char
                              f.media_type);
     if (oci_manifest_parse(f.raw, f.len, "manifest", &m, err) < 0)
         return -1;
+    /* Before pull_blobs skips the layers the store has: gc must leave them until the tag. */
+    if (oci_store_lease(s, err) < 0)
+        return -1;
     struct pull p = {.c = c, .s = s, .stats = st};
     pthread_mutex_init(&p.lock, NULL);
     int r = pull_blobs(&p, m, err);

@@ -3,11 +3,16 @@ oci-image-tool validates the layout after dlc tag / rmi / prune."""
 import json
 import os
 import re
+import shutil
 import subprocess
+import threading
+import time
 
 import pytest
 
-from conftest import DLC, require_tool, run
+from conftest import DLC, Dlc, require_tool, run
+from helpers_registry import FlakyProxy, to_store
+from helpers_registry import fixture_image, registry  # noqa: F401
 from helpers_store import Layout, host_arch, make_fixture_layout, skopeo_copy
 
 
@@ -249,7 +254,10 @@ def test_usage_errors_exit_2(dlc):
         (["tag", "a"], "dlc tag: expected a source and a target reference\n"
                        "Usage: dlc tag SOURCE TARGET\n"),
         (["rmi"], "dlc rmi: expected at least one image reference\nUsage: dlc rmi REF...\n"),
-        (["prune", "x"], "dlc prune: unexpected argument 'x'\nUsage: dlc prune\n"),
+        (["prune", "x"], "dlc prune: unexpected argument 'x'\n"
+                         "Usage: dlc prune [--wait SECONDS]\n"),
+        (["prune", "--wait", "-1"], "dlc prune: --wait: -1 is out of range [0, 86400]\n"
+                                    "Usage: dlc prune [--wait SECONDS]\n"),
         (["rmi", "-f", "x"], "dlc rmi: invalid option -- 'f'\nUsage: dlc rmi REF...\n"),
     ]
     for args, want in cases:
@@ -277,3 +285,67 @@ def test_root_option_overrides_the_environment(tmp_path, fixture_layout):
     p = subprocess.run([str(DLC), "images", "--root", str(tmp_path / "b"), "--format", "json"],
                        env=env, capture_output=True, text=True, check=True)
     assert [r["Tag"] for r in json.loads(p.stdout)] == ["1"]
+
+
+def test_prune_spares_a_pull_in_progress(tmp_path, dlc, registry, fixture_image):  # noqa: F811
+    """`dlc prune` while a `dlc pull` into the same store has fetched blobs but not tagged
+    the image (the registry's blob answers are held back): prune waits, gives up with the
+    reason and removes nothing; once the pull has tagged, a waiting prune runs and keeps it."""
+    layout, tag, digest = fixture_image
+    to_store(layout, tag, dlc, "fixture:v1")
+    ref = f"{registry.host}/lease/img:v1"
+    dlc("push", "fixture:v1", ref)
+    manifest = Layout(dlc.layout).json_blob(digest)
+    layers = [d["digest"][7:] for d in manifest["layers"]]
+    image_blobs = {digest[7:], manifest["config"]["digest"][7:], *layers}
+
+    fresh = Dlc(tmp_path / "fresh")
+    fresh("images")
+    # a layer an earlier, interrupted pull left behind: untagged, so garbage until this pull
+    # skips fetching it and references it from its tag
+    blobs = fresh.layout / "blobs/sha256"
+    shutil.copy(dlc.layout / "blobs/sha256" / layers[0], blobs / layers[0])
+
+    arrived, gate = threading.Event(), threading.Event()
+
+    def hold_blob_gets(method, path):
+        if method == "GET" and "/blobs/" in path:
+            arrived.set()
+            gate.wait(60)
+        return False  # then forward it
+
+    proxy = FlakyProxy(registry.host, hold_blob_gets).start()
+    env = dict(os.environ, DLC_ROOT=str(fresh.root))
+    pull = subprocess.Popen([str(DLC), "pull", f"{proxy.host}/lease/img:v1", "img:v1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = None
+    try:
+        assert arrived.wait(30), "the pull never asked for a blob"
+        t0 = time.monotonic()
+        p = fresh("prune", "--wait", "1", check=False)
+        assert time.monotonic() - t0 >= 1.0
+        assert (p.returncode, p.stdout) == (1, "")
+        assert p.stderr == ("dlc: waiting for another dlc process that is writing to the store\n"
+                            "dlc: prune: gc: another dlc process is writing to the store (a "
+                            "build or pull whose image is not tagged yet); gave up after 1.0 s, "
+                            "try again when it is done\n")
+        assert (blobs / layers[0]).exists()
+        waiting = subprocess.Popen([str(DLC), "prune", "--wait", "60"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        assert waiting.poll() is None, waiting.communicate()
+        gate.set()
+        out, err = pull.communicate(timeout=60)
+        assert pull.returncode == 0, err
+        out, err = waiting.communicate(timeout=60)
+        assert (waiting.returncode, out) == (0, "Deleted 0 blobs, freed 0 B\n"), err
+    finally:
+        gate.set()
+        for proc in (pull, waiting):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        proxy.stop()
+    assert {p.name for p in blobs.iterdir()} == image_blobs
+    fresh("rmi", "img:v1")
+    assert fresh("prune").stdout.startswith(f"Deleted {len(image_blobs)} blobs, freed ")
