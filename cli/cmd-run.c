@@ -512,7 +512,7 @@ int cmd_stop(int argc, char **argv)
     int r = parse_simple(cmd, argc, argv, "ht:", opts, stop_opt, &a);
     if (r >= 0)
         return r;
-    int timeout = 10;
+    int timeout = -1; /* the container's --stop-timeout, as docker stop */
     struct dlc_error *err = NULL;
     if (a.timeout && dlc_parse_int(a.timeout, "-t", 0, 1 << 20, &timeout, &err) < 0)
         return cli_fail("stop", &err);

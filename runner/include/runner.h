@@ -272,7 +272,8 @@ int runner_find(const char *root, const char *id_or_name, struct runner_info *re
  * for a container that ran in the foreground (its output went to the terminal). */
 int runner_logs(const char *root, const char *id_or_name, bool follow, int fd,
                 struct dlc_error **err);
-/* Sends the stop signal, waits up to timeout seconds, then SIGKILL; waits for the end. */
+/* Sends the stop signal, waits up to timeout seconds (negative: the container's
+ * --stop-timeout), then SIGKILL; waits for the end. */
 int runner_stop(const char *root, const char *id_or_name, int timeout, struct dlc_error **err);
 /* Removes a stopped container (EBUSY if running unless force, which kills it first). */
 int runner_remove(const char *root, const char *id_or_name, bool force, struct dlc_error **err);

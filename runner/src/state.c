@@ -8,6 +8,7 @@
  * "running" the pid in it cannot have been reused. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -162,6 +163,7 @@ int runner_state_write(const char *root, const struct runner_container *ct, cons
         json_object_set_new(j, "pid", json_integer(ct->pid));
     }
     json_object_set_new(j, "stop_signal", json_integer(ct->stop_signal));
+    json_object_set_new(j, "stop_timeout", json_integer(ct->spec->stop_timeout));
     json_object_set_new(j, "detached", json_boolean(ct->detached));
     json_object_set_new(j, "remove", json_boolean(ct->spec->remove));
     json_t *cg = json_array();
@@ -481,16 +483,24 @@ static int open_init(const char *root, const char *id, pid_t pid)
     return pidfd;
 }
 
-static int stop_signal_of(const char *dir)
+/* The container's stop signal (the image's StopSignal) and, when *timeout is negative, its
+ * --stop-timeout (docker's `stop` without -t); SIGTERM and 10 s when state.json lacks them. */
+static int stop_settings(const char *dir, int *timeout)
 {
     _cleanup_free_ char *p = dlc_path_join(dir, "state.json");
     struct dlc_error *err = NULL;
     json_auto_t *j = dlc_json_load_file(p, STATE_MAX, &err);
-    int64_t sig = SIGTERM;
+    int64_t sig = SIGTERM, t = 10;
     if (j == NULL || dlc_json_get_int(j, "stop_signal", false, p, &sig, &err) < 0 || sig <= 0 ||
         sig >= NSIG)
         sig = SIGTERM;
     dlc_error_free(&err);
+    if (j == NULL || dlc_json_get_int(j, "stop_timeout", false, p, &t, &err) < 0 || t < 0 ||
+        t > INT_MAX)
+        t = 10;
+    dlc_error_free(&err);
+    if (*timeout < 0)
+        *timeout = (int)t;
     return (int)sig;
 }
 
@@ -505,7 +515,9 @@ int runner_stop(const char *root, const char *id_or_name, int timeout, struct dl
     runner_info_release(&in);
     if (pidfd < 0)
         return 0; /* not running (any more) */
-    int sig = timeout > 0 ? stop_signal_of(dir) : SIGKILL;
+    int sig = stop_settings(dir, &timeout);
+    if (timeout == 0)
+        sig = SIGKILL;
     int r = 0;
     if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
         r = dlc_error_set_errno(err, errno, "stop %s", id_or_name);

@@ -314,6 +314,34 @@ def test_stop_timeout_then_sigkill(rt):
     rt("rm", cid)
 
 
+def test_stop_without_t_uses_the_containers_stop_timeout(rt):
+    cid = rt("run", "-d", "--stop-timeout", "1", "bb:1", "ignore-term").stdout.strip()
+    for _ in range(50):
+        if "ready" in rt("logs", cid).stdout:
+            break
+        time.sleep(0.1)
+    t = time.time()
+    rt("stop", cid)  # as docker stop: the container's --stop-timeout, not 10 s
+    assert 0.9 < time.time() - t < 5
+    assert "Exited (137)" in rt("ps", "-a").stdout
+    rt("rm", cid)
+
+
+def test_logs_follow_until_the_container_ends(rt):
+    cid = rt("run", "-d", "bb:1", "sh", "-c",
+             "for i in 1 2 3; do echo line $i; sleep 0.3; done; echo err >&2").stdout.strip()
+    t = time.time()
+    r = rt("logs", "-f", cid)
+    assert r.stdout == "line 1\nline 2\nline 3\nerr\n"
+    assert 0.5 < time.time() - t < 10
+    assert rt("logs", "--follow", cid).stdout == r.stdout  # ended: returns at once
+    rt("rm", cid)
+    rt("run", "--name", "fg-logs", "bb:1", "true")  # a foreground container keeps no log
+    r = rt("logs", "fg-logs", check=False)
+    assert r.returncode == 1 and "ran in the foreground" in r.stderr
+    rt("rm", "fg-logs")
+
+
 def test_foreground_signal_forwarding_and_stop_timeout(rt):
     env = dict(os.environ, DLC_ROOT=str(rt.root))
     p = subprocess.Popen([str(DLC), "run", "--rm", "bb:1", "trap-term"], env=env,
