@@ -54,6 +54,15 @@ def test_xor_short_form_trains_and_saves_numpy_readable_weights(tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert list(got.argmax(1)) == [0, 1, 1, 0]
 
+    # an input that can be read only once: a pipe from bash's <(...), plain and gzip'd
+    for feed in ("cat", "gzip -c"):
+        p = subprocess.run(["bash", "-c", f'"$0" predict --model "$1" --input <({feed} "$2")',
+                            str(TENSOR), str(base / "model"), str(inp)],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, (feed, p.stderr)
+        rows = [[float(v) for v in line.split(",")] for line in p.stdout.splitlines()]
+        np.testing.assert_array_equal(np.array(rows, dtype=np.float32), got)
+
 
 def test_spiral_keras_json_with_validation_channel(tmp_path):
     x, y = spiral_data(200, 3, seed=0)

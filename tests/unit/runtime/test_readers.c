@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "unit.h"
@@ -202,6 +205,64 @@ static void test_readers__npy_gzip_and_round_trip(void **state)
     unit_tmpdir_free(TAKE_PTR(dir));
 }
 
+/* Feeds data into the FIFO at path once, as `<(cat x.npy)` does: one writer, one pass. */
+static pid_t fifo_writer(const char *path, const void *data, size_t len)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        _exit(fd >= 0 && write(fd, data, len) == (ssize_t)len ? 0 : 1);
+    }
+    return pid;
+}
+
+/* A FIFO or pipe can be read only once: the gzip sniff must come from the same stream
+ * (it used to open the path twice, losing the first bytes or waiting for a second
+ * writer forever; the alarm turns that into a failure). Plain, gzip'd, npy and CSV. */
+static void test_readers__fifo_is_read_once(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *dir = unit_tmpdir();
+    _cleanup_free_ char *fifo = dlc_path_join(dir, "in");
+    _cleanup_free_ char *gzf = dlc_path_join(dir, "x.npy.gz");
+    const float f[6] = {1, -2, 3, 4, 5.5f, 6};
+    size_t len = 0, zlen = 0;
+    _cleanup_free_ char *b = npy_bytes(
+            1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", f, sizeof(f), &len);
+    struct dlc_error *err = NULL;
+    write_gz(gzf, b, len);
+    _cleanup_free_ char *z = NULL;
+    assert_int_equal(dlc_read_file(gzf, 1 << 20, &z, &zlen, &err), 0);
+    const char *csv = "1,-2\n3,4\n5.5,6\n";
+    const struct {
+        const void *data;
+        size_t len;
+        bool npy;
+    } cases[] = {{b, len, true}, {z, zlen, true}, {csv, strlen(csv), false}};
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pid_t pid = fifo_writer(fifo, cases[i].data, cases[i].len);
+        struct tensor_array a = {0};
+        alarm(20);
+        int r = cases[i].npy ? tensor_npy_read(fifo, &a, &err)
+                             : tensor_csv_read(fifo, false, &a, NULL, &err);
+        alarm(0);
+        if (r < 0)
+            fail_msg("case %zu: %s", i, err->msg);
+        assert_int_equal(a.rows, 3), assert_int_equal(a.cols, 2);
+        assert_memory_equal(a.data, f, sizeof(f));
+        tensor_array_release(&a);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    /* a directory is refused by name, as before */
+    char *buf = NULL;
+    assert_dlc_error(tensor_read_maybe_gz(dir, 100, &buf, &len, &err), &err, EISDIR, dir);
+    unit_tmpdir_free(TAKE_PTR(dir));
+}
+
 static void test_readers__csv(void **state)
 {
     (void)state;
@@ -385,6 +446,7 @@ int main(void)
             cmocka_unit_test(test_readers__npy_dtypes),
             cmocka_unit_test(test_readers__npy_malformed),
             cmocka_unit_test(test_readers__npy_gzip_and_round_trip),
+            cmocka_unit_test(test_readers__fifo_is_read_once),
             cmocka_unit_test(test_readers__csv),
             cmocka_unit_test(test_readers__channel_directories),
             cmocka_unit_test(test_readers__safetensors_round_trip),
