@@ -3,9 +3,8 @@
  * definition.c  images/<name>.json -> struct bdef (validated)
  * template.c    tag templates "{version}-{device}"
  * source.c      SOURCE_DATE_EPOCH / git commit time and revision, os-release
- * elf.c         DT_NEEDED / RPATH / RUNPATH / PT_INTERP from ELF headers
- * ldcache.c     the host's /etc/ld.so.cache
- * closure.c     host files and their shared-library closure into a tree
+ * closure.c     host files and their shared-library closure into a tree (ELF headers and
+ *               the host's /etc/ld.so.cache read by common's dlc_elf_* / dlc_ldcache_*)
  * spec.c        a definition's layer (copy entries, libraries, busybox) into a tree
  * tree.c        a layer's entries (path -> node), finalising against lower layers
  * lower.c       the tree of an image's layers read back from the store
@@ -137,38 +136,6 @@ int bsource_read(const char *dir, struct bsource *ret, struct dlc_error **err);
 void bsource_release(struct bsource *s);
 /* "debian12" from os-release's ID and VERSION_ID. */
 int bsource_os_label(const char *os_release_path, char **ret, struct dlc_error **err);
-
-/* ---- elf.c ------------------------------------------------------------------------- */
-
-struct belf {
-    int elf_class; /* ELFCLASS32 / ELFCLASS64 */
-    int machine;   /* e_machine */
-    char *interp;  /* PT_INTERP, or NULL (static, or a library) */
-    char **needed; /* DT_NEEDED in order, may be NULL */
-    char **rpath;  /* DT_RPATH split at ':', may be NULL */
-    char **runpath;
-    char *soname;
-};
-/* Parses an ELF file's headers. *ret = NULL (and 0) when the file is not ELF at all;
- * EINVAL "<path>: malformed ELF: <why>" when it is ELF but inconsistent. Never runs it. */
-int belf_read(const char *path, struct belf **ret, struct dlc_error **err);
-void belf_free(struct belf *e);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct belf *, belf_free)
-/* True when path is an ELF object of this class and machine (what ld.so accepts). */
-bool belf_matches(const char *path, int elf_class, int machine);
-
-/* ---- ldcache.c --------------------------------------------------------------------- */
-
-struct bldcache;
-/* Reads an ld.so.cache ("glibc-ld.so.cache1.1", alone or after the old format). A missing
- * file gives an empty cache; a malformed one is EINVAL naming it. */
-int bldcache_load(const char *path, struct bldcache **ret, struct dlc_error **err);
-void bldcache_free(struct bldcache *c);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct bldcache *, bldcache_free)
-/* Iterates the paths recorded for soname (hwcaps subdirectories skipped): start with
- * *iter = 0; NULL at the end. Borrowed. */
-const char *bldcache_lookup(const struct bldcache *c, const char *soname, size_t *iter);
-size_t bldcache_count(const struct bldcache *c);
 
 /* ---- tree.c ------------------------------------------------------------------------ */
 

@@ -19,45 +19,17 @@
 #define MAX_SYMLINK_FOLLOW 40
 #define MAX_DIR_ENTRIES    200000
 
-#if defined(__x86_64__)
-#    define TRIPLET  "x86_64-linux-gnu"
-#    define MACHINE  EM_X86_64
-#    define PLATFORM "x86_64"
-#elif defined(__aarch64__)
-#    define TRIPLET  "aarch64-linux-gnu"
-#    define MACHINE  EM_AARCH64
-#    define PLATFORM "aarch64"
-#elif defined(__i386__)
-#    define TRIPLET  "i386-linux-gnu"
-#    define MACHINE  EM_386
-#    define PLATFORM "i686"
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#    define TRIPLET  "powerpc64le-linux-gnu"
-#    define MACHINE  EM_PPC64
-#    define PLATFORM "powerpc64le"
-#elif defined(__s390x__)
-#    define TRIPLET  "s390x-linux-gnu"
-#    define MACHINE  EM_S390
-#    define PLATFORM "s390x"
-#elif defined(__riscv) && __riscv_xlen == 64
-#    define TRIPLET  "riscv64-linux-gnu"
-#    define MACHINE  EM_RISCV
-#    define PLATFORM "riscv64"
-#else
-#    error "unknown architecture: add its multiarch triplet"
-#endif
-
-#define DEFAULT_DIRS "/lib/" TRIPLET ", /usr/lib/" TRIPLET ", /lib, /usr/lib"
-static const char *const default_dirs[] = {"/lib/" TRIPLET, "/usr/lib/" TRIPLET, "/lib", "/usr/lib",
-                                           "/lib64",        "/usr/lib64",        NULL};
+/* The default directories as the error messages name them (the lib64 ones are tried too,
+ * for hosts laid out that way). */
+#define DEFAULT_DIRS "/lib/" DLC_MULTIARCH ", /usr/lib/" DLC_MULTIARCH ", /lib, /usr/lib"
 
 struct elf_memo {
     char *path;
-    struct belf *elf; /* NULL: not ELF */
+    struct dlc_elf *elf; /* NULL: not ELF */
 };
 
 struct bresolver {
-    struct bldcache *cache;
+    struct dlc_ldcache *cache;
     char *cache_path;
     struct elf_memo *memo;
     size_t n_memo;
@@ -69,7 +41,7 @@ int bresolver_new(const char *ldcache_path, struct bresolver **ret, struct dlc_e
 {
     struct bresolver *r = xcalloc(1, sizeof(*r));
     r->cache_path = xstrdup(ldcache_path ? ldcache_path : "/etc/ld.so.cache");
-    if (bldcache_load(r->cache_path, &r->cache, err) < 0) {
+    if (dlc_ldcache_load(r->cache_path, 0, &r->cache, err) < 0) {
         bresolver_free(r);
         return -1;
     }
@@ -81,11 +53,11 @@ void bresolver_free(struct bresolver *r)
 {
     if (r == NULL)
         return;
-    bldcache_free(r->cache);
+    dlc_ldcache_free(r->cache);
     free(r->cache_path);
     for (size_t i = 0; i < r->n_memo; i++) {
         free(r->memo[i].path);
-        belf_free(r->memo[i].elf);
+        dlc_elf_free(r->memo[i].elf);
     }
     free(r->memo);
     dlc_strv_free(r->visited);
@@ -94,7 +66,7 @@ void bresolver_free(struct bresolver *r)
 }
 
 /* Parsed ELF of a host file (realpath), memoised; *ret NULL for non-ELF. Borrowed. */
-static int elf_of(struct bresolver *r, const char *path, const struct belf **ret,
+static int elf_of(struct bresolver *r, const char *path, const struct dlc_elf **ret,
                   struct dlc_error **err)
 {
     for (size_t i = 0; i < r->n_memo; i++) {
@@ -103,8 +75,8 @@ static int elf_of(struct bresolver *r, const char *path, const struct belf **ret
             return 0;
         }
     }
-    struct belf *e = NULL;
-    if (belf_read(path, &e, err) < 0)
+    struct dlc_elf *e = NULL;
+    if (dlc_elf_read(path, &e, err) < 0)
         return -1;
     r->memo = xrealloc(r->memo, (r->n_memo + 1) * sizeof(*r->memo));
     r->memo[r->n_memo++] = (struct elf_memo){xstrdup(path), e};
@@ -216,49 +188,14 @@ static int install_host_path(struct btree *t, const char *abs, const char *where
 struct object {
     const char *host_real;  /* the object's real path on the host */
     const char *image_real; /* where it is in the image */
-    const struct belf *elf;
+    const struct dlc_elf *elf;
 };
-
-/* $ORIGIN, $LIB, $PLATFORM in a run path entry. */
-static char *expand_tokens(const char *entry, const char *origin)
-{
-    struct dlc_strbuf sb = DLC_STRBUF_INIT;
-    static const char *const names[][2] = {
-            {"ORIGIN", NULL}, {"LIB", "lib/" TRIPLET}, {"PLATFORM", PLATFORM}};
-    for (const char *p = entry; *p;) {
-        bool done = false;
-        for (size_t i = 0; i < DLC_ARRAY_SIZE(names) && *p == '$' && !done; i++) {
-            size_t nl = strlen(names[i][0]);
-            const char *v = names[i][1] ? names[i][1] : origin;
-            if (strncmp(p + 1, names[i][0], nl) == 0) {
-                dlc_strbuf_append(&sb, v);
-                p += 1 + nl;
-                done = true;
-            } else if (p[1] == '{' && strncmp(p + 2, names[i][0], nl) == 0 && p[2 + nl] == '}') {
-                dlc_strbuf_append(&sb, v);
-                p += 3 + nl;
-                done = true;
-            }
-        }
-        if (!done)
-            dlc_strbuf_appendc(&sb, *p++);
-    }
-    return dlc_strbuf_detach(&sb, NULL);
-}
 
 struct found {
     char *host;     /* the path the library was found at on the host */
     char *image;    /* where it goes in the image */
     bool replicate; /* image == host path: reproduce the symlinks */
 };
-
-static bool is_default_dir(const char *dir)
-{
-    for (size_t i = 0; default_dirs[i]; i++)
-        if (strcmp(default_dirs[i], dir) == 0)
-            return true;
-    return false;
-}
 
 static bool try_runpath(char *const *dirs, const struct object *o, const char *name,
                         struct found *f)
@@ -268,11 +205,11 @@ static bool try_runpath(char *const *dirs, const struct object *o, const char *n
     _cleanup_free_ char *host_origin = dlc_path_dirname(o->host_real);
     _cleanup_free_ char *image_origin = dlc_path_dirname(o->image_real);
     for (size_t i = 0; dirs && dirs[i]; i++) {
-        _cleanup_free_ char *hd = expand_tokens(dirs[i], host_origin);
+        _cleanup_free_ char *hd = dlc_elf_expand_dst(dirs[i], host_origin);
         _cleanup_free_ char *cand = dlc_path_join(hd, name);
-        if (hd[0] != '/' || !belf_matches(cand, o->elf->elf_class, o->elf->machine))
+        if (hd[0] != '/' || !dlc_elf_matches(cand, o->elf->elf_class, o->elf->machine))
             continue;
-        _cleanup_free_ char *id = expand_tokens(dirs[i], image_origin);
+        _cleanup_free_ char *id = dlc_elf_expand_dst(dirs[i], image_origin);
         _cleanup_free_ char *image = dlc_path_join(id, name);
         _cleanup_free_ char *norm = bpath_normalize_clamped(image);
         f->host = TAKE_PTR(cand);
@@ -283,29 +220,23 @@ static bool try_runpath(char *const *dirs, const struct object *o, const char *n
     return false;
 }
 
+/* A candidate from the cache or a default directory, if ld.so would load it for o. */
+static char *try_abi(const char *path, void *data)
+{
+    const struct dlc_elf *e = data;
+    return dlc_elf_matches(path, e->elf_class, e->machine) ? xstrdup(path) : NULL;
+}
+
 static bool try_cache_and_defaults(struct bresolver *r, const struct object *o, const char *name,
                                    struct found *f)
 {
-    size_t iter = 0;
-    for (const char *c; (c = bldcache_lookup(r->cache, name, &iter)) != NULL;) {
-        if (!belf_matches(c, o->elf->elf_class, o->elf->machine))
-            continue;
-        _cleanup_free_ char *dir = dlc_path_dirname(c);
-        f->host = xstrdup(c);
-        f->replicate = is_default_dir(dir);
-        f->image = f->replicate ? xstrdup(c) : xasprintf("/usr/lib/" TRIPLET "/%s", name);
-        return true;
-    }
-    for (size_t i = 0; default_dirs[i]; i++) {
-        _cleanup_free_ char *cand = dlc_path_join(default_dirs[i], name);
-        if (belf_matches(cand, o->elf->elf_class, o->elf->machine)) {
-            f->host = xstrdup(cand);
-            f->image = TAKE_PTR(cand);
-            f->replicate = true;
-            return true;
-        }
-    }
-    return false;
+    f->host = dlc_ldcache_search(r->cache, name, try_abi, (void *)o->elf);
+    if (f->host == NULL)
+        return false;
+    _cleanup_free_ char *dir = dlc_path_dirname(f->host);
+    f->replicate = dlc_ldcache_is_default_dir(dir);
+    f->image = f->replicate ? xstrdup(f->host) : xasprintf("/usr/lib/" DLC_MULTIARCH "/%s", name);
+    return true;
 }
 
 static int find_library(struct bresolver *r, const struct object *o, const struct object *exe,
@@ -336,10 +267,12 @@ static int find_library(struct bresolver *r, const struct object *o, const struc
     if (found)
         return 0;
     if (o->host_real == NULL) /* asked for by name */
-        return dlc_error_set(err, ENOENT, "%s: %s is in neither %s nor " DEFAULT_DIRS, where, name,
-                             r->cache_path);
-    return dlc_error_set(err, ENOENT, "%s: %s needs %s, which is in neither %s nor " DEFAULT_DIRS,
-                         where, o->host_real, name, r->cache_path);
+        dlc_error_set(err, ENOENT, "%s: %s is in neither %s nor " DEFAULT_DIRS, where, name,
+                      r->cache_path);
+    else
+        dlc_error_set(err, ENOENT, "%s: %s needs %s, which is in neither %s nor " DEFAULT_DIRS,
+                      where, o->host_real, name, r->cache_path);
+    return -1; /* spelt out: f is filled on every path that returns 0 */
 }
 
 /* ---- closure ------------------------------------------------------------------------------ */
@@ -364,7 +297,7 @@ static int install_found(struct bresolver *r, struct btree *t, struct found *f,
             return -1;
         image_real = xstrdup(f->image);
     }
-    const struct belf *e = NULL;
+    const struct dlc_elf *e = NULL;
     if (elf_of(r, host_real, &e, err) < 0)
         return -1;
     if (e == NULL)
@@ -430,7 +363,7 @@ int bclosure_add_file(struct bresolver *r, struct btree *t, const char *host, co
         return -1;
     if (!with_closure)
         return 0;
-    const struct belf *e = NULL;
+    const struct dlc_elf *e = NULL;
     if (elf_of(r, real, &e, err) < 0)
         return dlc_error_wrap(err, "%s", where);
     if (e == NULL || (e->interp == NULL && e->needed == NULL))
@@ -443,8 +376,7 @@ int bclosure_add_library(struct bresolver *r, struct btree *t, const char *sonam
                          const char *where, struct dlc_error **err)
 {
     /* A library asked for by name is looked up as the loader would for a native object. */
-    struct belf native = {.elf_class = sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32,
-                          .machine = MACHINE};
+    struct dlc_elf native = {.elf_class = DLC_ELF_CLASS, .machine = DLC_ELF_MACHINE};
     struct object o = {NULL, NULL, &native};
     struct found f = {NULL, NULL, false};
     int rc = find_library(r, &o, NULL, soname, where, &f, err);

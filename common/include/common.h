@@ -348,4 +348,114 @@ int dlc_json_check_keys(const json_t *obj, const char *const *allowed, const cha
 int dlc_spawn_capture(const char *const argv[], bool quiet, size_t max, char **ret_out,
                       size_t *ret_len, struct dlc_error **err);
 
+/* ---- ELF and ld.so.cache (elf.c, ldcache.c) ------------------------------------------
+ * How the dynamic loader finds shared libraries, read from files only (nothing is run).
+ * The builder uses it for image closures, the runner for GPU driver libraries:
+ *
+ *     _cleanup_(dlc_elf_freep) struct dlc_elf *e = NULL;
+ *     _cleanup_(dlc_ldcache_freep) struct dlc_ldcache *c = NULL;
+ *     if (dlc_elf_read("/usr/bin/tensor", &e, err) < 0 ||
+ *         dlc_ldcache_load("/etc/ld.so.cache", 0, &c, err) < 0)
+ *         return -1;
+ *     for (size_t i = 0; e && e->needed && e->needed[i]; i++) {
+ *         _cleanup_free_ char *lib = dlc_ldcache_search(c, e->needed[i], try_one, e);
+ *         ...   // try_one(path, e) keeps a path that dlc_elf_matches() e's class and machine
+ *     }
+ */
+
+/* This host's ABI as ld.so names it: the multiarch triplet ($LIB is lib/<triplet>), the
+ * AT_PLATFORM string ($PLATFORM), the ELF e_machine and class (their values need <elf.h>)
+ * and ldconfig's flags for its libraries in ld.so.cache (glibc's ldconfig.h:
+ * FLAG_ELF_LIBC6 | the architecture's FLAG_*_LIB64 bits). */
+#if defined(__x86_64__)
+#    define DLC_MULTIARCH     "x86_64-linux-gnu"
+#    define DLC_LD_PLATFORM   "x86_64"
+#    define DLC_ELF_MACHINE   EM_X86_64
+#    define DLC_LDCACHE_FLAGS 0x0303
+#elif defined(__aarch64__)
+#    define DLC_MULTIARCH     "aarch64-linux-gnu"
+#    define DLC_LD_PLATFORM   "aarch64"
+#    define DLC_ELF_MACHINE   EM_AARCH64
+#    define DLC_LDCACHE_FLAGS 0x0a03
+#elif defined(__i386__)
+#    define DLC_MULTIARCH     "i386-linux-gnu"
+#    define DLC_LD_PLATFORM   "i686"
+#    define DLC_ELF_MACHINE   EM_386
+#    define DLC_LDCACHE_FLAGS 0x0003
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#    define DLC_MULTIARCH     "powerpc64le-linux-gnu"
+#    define DLC_LD_PLATFORM   "powerpc64le"
+#    define DLC_ELF_MACHINE   EM_PPC64
+#    define DLC_LDCACHE_FLAGS 0x0503
+#elif defined(__s390x__)
+#    define DLC_MULTIARCH     "s390x-linux-gnu"
+#    define DLC_LD_PLATFORM   "s390x"
+#    define DLC_ELF_MACHINE   EM_S390
+#    define DLC_LDCACHE_FLAGS 0x0403
+#elif defined(__riscv) && __riscv_xlen == 64
+#    define DLC_MULTIARCH     "riscv64-linux-gnu"
+#    define DLC_LD_PLATFORM   "riscv64"
+#    define DLC_ELF_MACHINE   EM_RISCV
+#    define DLC_LDCACHE_FLAGS 0x1003
+#else
+#    error "unknown architecture: add its multiarch triplet"
+#endif
+#define DLC_ELF_CLASS (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32)
+
+struct dlc_elf {
+    int elf_class; /* ELFCLASS32 / ELFCLASS64 */
+    int machine;   /* e_machine */
+    bool dynamic;  /* has a PT_DYNAMIC segment (a shared object or a dynamic executable) */
+    char *interp;  /* PT_INTERP, or NULL (static, or a library) */
+    char **needed; /* DT_NEEDED in order, may be NULL */
+    char **rpath;  /* DT_RPATH split at ':' (empty entries dropped), may be NULL */
+    char **runpath;
+    char *soname; /* DT_SONAME, or NULL */
+};
+/* Parses an ELF file's headers (either class, this host's byte order). *ret = NULL (and
+ * 0) when the file is not ELF at all; EINVAL "<path>: malformed ELF: <why>" when it is ELF
+ * but inconsistent (every offset and size is checked against the file); errno errors
+ * naming path when it cannot be opened or read. Never runs it. */
+int dlc_elf_read(const char *path, struct dlc_elf **ret, struct dlc_error **err);
+void dlc_elf_free(struct dlc_elf *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct dlc_elf *, dlc_elf_free)
+/* True when path is an ELF object of this class and machine (what ld.so accepts). */
+bool dlc_elf_matches(const char *path, int elf_class, int machine);
+/* A run path entry with ld.so's dynamic string tokens replaced: $ORIGIN (or ${ORIGIN}) by
+ * origin, $LIB by lib/DLC_MULTIARCH, $PLATFORM by DLC_LD_PLATFORM. Caller frees. */
+char *dlc_elf_expand_dst(const char *entry, const char *origin);
+
+struct dlc_ldcache;
+/* dlc_ldcache_load flags: keep only entries of this host's ABI (DLC_LDCACHE_FLAGS), as
+ * ld.so does; without it every ABI's entries are kept (the caller checks the ELF). */
+#define DLC_LDCACHE_NATIVE 1u
+/* Reads an ld.so.cache ("glibc-ld.so.cache1.1", alone or after the old "ld.so-1.7.0"
+ * table, as glibc's dl-cache.c does). Entries for CPU-specific builds (glibc-hwcaps) are
+ * skipped: what is found must run on other CPUs too. A missing file gives an empty cache;
+ * a malformed one is EINVAL naming it. */
+int dlc_ldcache_load(const char *path, unsigned flags, struct dlc_ldcache **ret,
+                     struct dlc_error **err);
+void dlc_ldcache_free(struct dlc_ldcache *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct dlc_ldcache *, dlc_ldcache_free)
+size_t dlc_ldcache_count(const struct dlc_ldcache *c);
+/* Iterates the paths recorded for soname, in cache order: start with *iter = 0; NULL at
+ * the end. Borrowed. */
+const char *dlc_ldcache_lookup(const struct dlc_ldcache *c, const char *soname, size_t *iter);
+/* Iterates the entries whose key (a soname) starts with prefix: returns the path and, when
+ * ret_key is not NULL, the key (both borrowed); NULL at the end. */
+const char *dlc_ldcache_next(const struct dlc_ldcache *c, const char *prefix, size_t *iter,
+                             const char **ret_key);
+/* True for one of ld.so's default directories (see dlc_ldcache_search). */
+bool dlc_ldcache_is_default_dir(const char *dir);
+/* Judges one candidate path for dlc_ldcache_search: a malloc'd result to stop with, or
+ * NULL to go on. */
+typedef char *(*dlc_ldcache_try_fn)(const char *path, void *data);
+/* Where ld.so looks for a library name after the run paths: each path c records for it
+ * (c may be NULL), then the default directories /lib/<triplet>, /usr/lib/<triplet>, /lib,
+ * /usr/lib, /lib64, /usr/lib64. Paths are as seen inside the root c describes; try_path
+ * decides (ABI check, resolving inside a root). Returns the first result try_path kept,
+ * NULL when none. */
+char *dlc_ldcache_search(const struct dlc_ldcache *c, const char *name, dlc_ldcache_try_fn try_path,
+                         void *data);
+
 #endif

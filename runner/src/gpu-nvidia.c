@@ -179,7 +179,7 @@ static int plan_lib(struct gpu_plan *p, const struct gpu_host *h, const char *pr
     _cleanup_strv_ char **done = NULL;
     size_t iter = 0;
     const char *key = NULL, *value;
-    while ((value = gpu_ldcache_next(h->ldcache, prefix, &iter, &key)) != NULL) {
+    while ((value = dlc_ldcache_next(h->ldcache, prefix, &iter, &key)) != NULL) {
         /* Only versioned sonames, each once (a merged /usr lists libraries twice). */
         if (key[strlen(prefix)] != '.' || dlc_strv_contains(done, key))
             continue;

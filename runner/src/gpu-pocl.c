@@ -19,7 +19,7 @@ static void add_data(struct gpu_icd *icd, const char *host, const char *dest)
 /* The GCC version directory clang's driver would pick: the highest holding libgcc.a. */
 static char *find_gcc_dir(const struct gpu_host *h)
 {
-    _cleanup_free_ char *base = dlc_path_join(h->root, "/usr/lib/gcc/" GPU_MULTIARCH);
+    _cleanup_free_ char *base = dlc_path_join(h->root, "/usr/lib/gcc/" DLC_MULTIARCH);
     _cleanup_dir_ DIR *d = opendir(base);
     if (d == NULL)
         return NULL;
@@ -34,7 +34,7 @@ static char *find_gcc_dir(const struct gpu_host *h)
             best = xstrdup(de->d_name);
         }
     }
-    return best ? xasprintf("/usr/lib/gcc/" GPU_MULTIARCH "/%s", best) : NULL;
+    return best ? xasprintf("/usr/lib/gcc/" DLC_MULTIARCH "/%s", best) : NULL;
 }
 
 static void lib_release(struct gpu_lib *l)
@@ -66,7 +66,7 @@ void gpu_pocl_discover(struct gpu_host *h, struct gpu_icd *icd)
     _cleanup_free_ char *ld = NULL, *gcc = find_gcc_dir(h);
     _cleanup_error_ struct dlc_error *e = NULL;
     _cleanup_free_ char *nonshared =
-            dlc_path_join(h->root, "/usr/lib/" GPU_MULTIARCH "/libc_nonshared.a");
+            dlc_path_join(h->root, "/usr/lib/" DLC_MULTIARCH "/libc_nonshared.a");
     if (dlc_path_resolve_in_root(h->root, "/usr/bin/ld", &ld, &e) < 0 || !dlc_path_exists(ld) ||
         gcc == NULL || !dlc_path_exists(nonshared)) {
         gpu_host_warn(h,

@@ -97,7 +97,7 @@ void gpu_host_free(struct gpu_host *h)
         dlc_strv_free(icd->data_dests);
     }
     free(h->icds);
-    gpu_ldcache_free(h->ldcache);
+    dlc_ldcache_free(h->ldcache);
     free(h->nv_version);
     dlc_strv_free(h->warnings);
     free(h->root);
@@ -109,8 +109,10 @@ int gpu_host_discover(const char *root, struct gpu_host **ret, struct dlc_error 
     _cleanup_(gpu_host_freep) struct gpu_host *h = xcalloc(1, sizeof(*h));
     if (gpu_driver_root(root, &h->root, err) < 0)
         return -1;
-    if (gpu_ldcache_load(h->root, &h->ldcache, err) < 0 || gpu_nvidia_discover(h, err) < 0 ||
-        gpu_amd_discover(h, err) < 0 || gpu_opencl_discover(h, err) < 0)
+    _cleanup_free_ char *cache = dlc_path_join(h->root, "/etc/ld.so.cache");
+    if (dlc_ldcache_load(cache, DLC_LDCACHE_NATIVE, &h->ldcache, err) < 0 ||
+        gpu_nvidia_discover(h, err) < 0 || gpu_amd_discover(h, err) < 0 ||
+        gpu_opencl_discover(h, err) < 0)
         return dlc_error_wrap(err, "discover GPUs under %s", h->root);
     *ret = TAKE_PTR(h);
     return 0;

@@ -1,6 +1,6 @@
 /* gpu.h: what the GPU passthrough files of the runner share (issue 7). Not installed.
  *
- *     ldcache.c     the driver root's ld.so.cache, ELF DT_NEEDED, library closures
+ *     gpu-libs.c    libraries found inside the driver root, their closures
  *     gpu.c         host discovery, --gpus selection, the injection plan
  *     gpu-nvidia.c  NVIDIA: /proc/driver/nvidia, nodes, version-matched driver libraries
  *     gpu-amd.c     AMD: /dev/kfd and the render nodes
@@ -27,42 +27,12 @@
 /* Linker scripts and static pieces for pocl's kernel linking (gpu-pocl.c). */
 #define GPU_LD_DIR GPU_LIB_DIR "/ld"
 
-#if defined(__x86_64__)
-#    define GPU_MULTIARCH "x86_64-linux-gnu"
-#elif defined(__aarch64__)
-#    define GPU_MULTIARCH "aarch64-linux-gnu"
-#else
-#    error "GPU passthrough supports x86_64 and aarch64 hosts"
-#endif
-
 #define NVIDIA_MAJOR      195
 #define NVIDIA_CTL_MINOR  255
 #define DRM_MAJOR         226
 #define DRM_RENDER_MINOR0 128
 
-/* ---- ldcache.c --------------------------------------------------------------------- */
-
-struct gpu_ldcache;
-
-/* Loads <root>/etc/ld.so.cache (a missing one is an empty cache). Only entries for this
- * process's ABI are kept (x86-64 libc6 on x86_64, ...). */
-int gpu_ldcache_load(const char *root, struct gpu_ldcache **ret, struct dlc_error **err);
-void gpu_ldcache_free(struct gpu_ldcache *c);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct gpu_ldcache *, gpu_ldcache_free)
-/* Iterates the entries whose key (a soname) starts with prefix; *iter starts at 0.
- * Returns the value (the host path as seen from root) and the key, NULL at the end. */
-const char *gpu_ldcache_next(const struct gpu_ldcache *c, const char *prefix, size_t *iter,
-                             const char **ret_key);
-
-struct gpu_elf {
-    char *soname;   /* DT_SONAME or NULL */
-    char **needed;  /* DT_NEEDED, in order (NULL-terminated, may be NULL when none) */
-    char **runpath; /* DT_RUNPATH, else DT_RPATH, split at ':' ($ORIGIN not expanded) */
-};
-/* Reads the dynamic section of a shared object of this process's ELF class and machine:
- * EINVAL for anything else (not ELF, 32-bit, another architecture, malformed). */
-int gpu_elf_read(const char *path, struct gpu_elf *ret, struct dlc_error **err);
-void gpu_elf_release(struct gpu_elf *e);
+/* ---- gpu-libs.c (the ld.so.cache and ELF readers are common's) ------------------- */
 
 /* Libraries of the C library itself: never injected (they must match the container's
  * dynamic loader). */
@@ -71,7 +41,7 @@ bool gpu_lib_is_libc(const char *soname);
 /* Finds a library by name as the dynamic loader would, but inside root: through the ld
  * cache (exact key), then the default directories. Returns the host path of the real file
  * (symlinks resolved inside root), NULL when not found or not of this ABI. */
-char *gpu_lib_find(const struct gpu_ldcache *c, const char *root, const char *name);
+char *gpu_lib_find(const struct dlc_ldcache *c, const char *root, const char *name);
 
 /* One library of a closure: the real file on the host and the names the container needs
  * (the soname, and the name it was asked by when different). */
@@ -83,7 +53,7 @@ struct gpu_lib {
 /* The closure of host_path (itself first), following DT_NEEDED through the ld cache, the
  * default directories and DT_RUNPATH/DT_RPATH ($ORIGIN expanded inside root), skipping
  * the C library. ENOENT naming the missing soname and who needs it. */
-int gpu_lib_closure(const struct gpu_ldcache *c, const char *root, const char *host_path,
+int gpu_lib_closure(const struct dlc_ldcache *c, const char *root, const char *host_path,
                     const char *asked_name, struct gpu_lib **ret, size_t *ret_n,
                     struct dlc_error **err);
 void gpu_libs_free(struct gpu_lib *libs, size_t n);
@@ -116,8 +86,8 @@ struct gpu_icd {
 };
 
 struct gpu_host {
-    char *root; /* driver root, without trailing slash ("/" for the host) */
-    struct gpu_ldcache *ldcache;
+    char *root;                  /* driver root, without trailing slash ("/" for the host) */
+    struct dlc_ldcache *ldcache; /* <root>/etc/ld.so.cache, this ABI's entries */
     /* NVIDIA */
     char *nv_version;   /* kernel module version from proc/driver/nvidia/version, or NULL */
     unsigned uvm_major; /* "nvidia-uvm" in proc/devices, 0 if absent */

@@ -11,8 +11,8 @@ static void write_elf(const char *path, const char *const *needed, const char *r
 {
     _cleanup_free_ char *self = realpath("/proc/self/exe", NULL);
     struct dlc_error *err = NULL;
-    _cleanup_(belf_freep) struct belf *me = NULL;
-    assert_int_equal(belf_read(self, &me, &err), 0);
+    _cleanup_(dlc_elf_freep) struct dlc_elf *me = NULL;
+    assert_int_equal(dlc_elf_read(self, &me, &err), 0);
 
     unsigned char buf[4096];
     memset(buf, 0, sizeof(buf));
@@ -164,8 +164,8 @@ static void test_closure__host_binary(void **state)
     struct dlc_error *err = NULL;
     _cleanup_(bresolver_freep) struct bresolver *r = NULL;
     _cleanup_(btree_freep) struct btree *t = btree_new();
-    _cleanup_(belf_freep) struct belf *me = NULL;
-    assert_int_equal(belf_read(self, &me, &err), 0);
+    _cleanup_(dlc_elf_freep) struct dlc_elf *me = NULL;
+    assert_int_equal(dlc_elf_read(self, &me, &err), 0);
     assert_int_equal(bresolver_new(NULL, &r, &err), 0);
     assert_int_equal(bclosure_add_file(r, t, self, "usr/bin/t", -1, true, "copy[0]", &err), 0);
     /* the interpreter, reachable at the path the binary names */

@@ -1,14 +1,14 @@
 /* elf.c: the dynamic-linking facts of an ELF file, read from its headers (PT_INTERP,
  * PT_DYNAMIC: DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME) like ld.so would, without ever
- * running the file. Every offset and size is checked against the file: a malformed ELF is
- * an error, never a crash. */
+ * running the file; and the run path tokens ld.so expands. Every offset and size is checked
+ * against the file: a malformed ELF is an error, never a crash. */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "builder-internal.h"
+#include "common.h"
 
 #define MAX_DYNAMIC_SIZE (16u << 20)
 #define MAX_STRTAB_SIZE  (64u << 20)
@@ -26,7 +26,7 @@ struct ephdr {
     uint64_t offset, vaddr, filesz;
 };
 
-void belf_free(struct belf *e)
+void dlc_elf_free(struct dlc_elf *e)
 {
     if (e == NULL)
         return;
@@ -113,7 +113,7 @@ static int vaddr_to_offset(const struct ephdr *ph, unsigned n, uint64_t addr, ui
     return -1;
 }
 
-static int read_interp(const struct efile *f, const struct ephdr *p, struct belf *e,
+static int read_interp(const struct efile *f, const struct ephdr *p, struct dlc_elf *e,
                        struct dlc_error **err)
 {
     if (p->filesz == 0 || p->filesz > MAX_INTERP_SIZE)
@@ -220,7 +220,7 @@ static char **split_path_list(const char *s)
 }
 
 static int dyn_strings(const struct efile *f, const struct ephdr *ph, unsigned phnum,
-                       const struct dyninfo *d, struct belf *e, struct dlc_error **err)
+                       const struct dyninfo *d, struct dlc_elf *e, struct dlc_error **err)
 {
     if (d->n_needed == 0 && d->rpath < 0 && d->runpath < 0 && d->soname < 0)
         return 0;
@@ -250,16 +250,15 @@ static int dyn_strings(const struct efile *f, const struct ephdr *ph, unsigned p
 }
 
 static int parse_segments(const struct efile *f, const struct ephdr *ph, unsigned phnum,
-                          struct belf *e, struct dlc_error **err)
+                          struct dlc_elf *e, struct dlc_error **err)
 {
     struct dyninfo d = {.rpath = -1, .runpath = -1, .soname = -1};
     int r = 0;
-    bool seen_dynamic = false;
     for (unsigned i = 0; i < phnum && r == 0; i++) {
         if (ph[i].type == PT_INTERP && e->interp == NULL)
             r = read_interp(f, &ph[i], e, err);
-        else if (ph[i].type == PT_DYNAMIC && !seen_dynamic) {
-            seen_dynamic = true;
+        else if (ph[i].type == PT_DYNAMIC && !e->dynamic) {
+            e->dynamic = true;
             r = read_dynamic(f, &ph[i], &d, err);
         }
     }
@@ -269,7 +268,7 @@ static int parse_segments(const struct efile *f, const struct ephdr *ph, unsigne
     return r;
 }
 
-static int parse_header(struct efile *f, const unsigned char *hdr, struct belf *e,
+static int parse_header(struct efile *f, const unsigned char *hdr, struct dlc_elf *e,
                         struct dlc_error **err)
 {
     uint64_t phoff;
@@ -312,7 +311,7 @@ static int read_ident(struct efile *f, unsigned char hdr[sizeof(Elf64_Ehdr)], bo
     return rd(f, 0, hdr, hsize, "ELF header", err);
 }
 
-int belf_read(const char *path, struct belf **ret, struct dlc_error **err)
+int dlc_elf_read(const char *path, struct dlc_elf **ret, struct dlc_error **err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -331,7 +330,7 @@ int belf_read(const char *path, struct belf **ret, struct dlc_error **err)
         *ret = NULL;
         return 0;
     }
-    _cleanup_(belf_freep) struct belf *e = xcalloc(1, sizeof(*e));
+    _cleanup_(dlc_elf_freep) struct dlc_elf *e = xcalloc(1, sizeof(*e));
     e->elf_class = f.cls;
     if (parse_header(&f, hdr, e, err) < 0)
         return -1;
@@ -339,7 +338,7 @@ int belf_read(const char *path, struct belf **ret, struct dlc_error **err)
     return 0;
 }
 
-bool belf_matches(const char *path, int elf_class, int machine)
+bool dlc_elf_matches(const char *path, int elf_class, int machine)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -352,4 +351,31 @@ bool belf_matches(const char *path, int elf_class, int machine)
     uint16_t m;
     memcpy(&m, hdr + offsetof(Elf64_Ehdr, e_machine), sizeof(m)); /* same offset in Elf32 */
     return m == machine;
+}
+
+/* ld.so's dynamic string tokens, each also written ${NAME}; ORIGIN's value is the caller's. */
+char *dlc_elf_expand_dst(const char *entry, const char *origin)
+{
+    struct dlc_strbuf sb = DLC_STRBUF_INIT;
+    static const char *const names[][2] = {
+            {"ORIGIN", NULL}, {"LIB", "lib/" DLC_MULTIARCH}, {"PLATFORM", DLC_LD_PLATFORM}};
+    for (const char *p = entry; *p;) {
+        bool done = false;
+        for (size_t i = 0; i < DLC_ARRAY_SIZE(names) && *p == '$' && !done; i++) {
+            size_t nl = strlen(names[i][0]);
+            const char *v = names[i][1] ? names[i][1] : origin;
+            if (strncmp(p + 1, names[i][0], nl) == 0) {
+                dlc_strbuf_append(&sb, v);
+                p += 1 + nl;
+                done = true;
+            } else if (p[1] == '{' && strncmp(p + 2, names[i][0], nl) == 0 && p[2 + nl] == '}') {
+                dlc_strbuf_append(&sb, v);
+                p += 3 + nl;
+                done = true;
+            }
+        }
+        if (!done)
+            dlc_strbuf_appendc(&sb, *p++);
+    }
+    return dlc_strbuf_detach(&sb, NULL);
 }
