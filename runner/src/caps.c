@@ -52,9 +52,25 @@ static int cap_parse(const char *arg, const char *flag, uint64_t *ret, struct dl
     return 0;
 }
 
+/* What a container can be given: all capabilities in a user namespace of its own (a new
+ * one starts with a full bounding set), else at most our own bounding set (dlc may run
+ * somewhere that took some away: docker's default set or ALL must not then fail). */
+static uint64_t grantable(const struct runner_spec *spec)
+{
+    int last = runner_cap_last();
+    uint64_t all = last >= 63 ? ~0ull : (1ull << (last + 1)) - 1;
+    if (spec->userns || !runner_privileged())
+        return all;
+    uint64_t have = 0;
+    for (int i = 0; i <= last; i++)
+        if (prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1)
+            have |= 1ull << i;
+    return have;
+}
+
 int runner_caps_compute(const struct runner_spec *spec, uint64_t *ret, struct dlc_error **err)
 {
-    uint64_t caps = 0;
+    uint64_t caps = 0, can = grantable(spec);
     for (size_t i = 0; i < DLC_ARRAY_SIZE(default_caps); i++)
         caps |= 1ull << default_caps[i];
     for (size_t i = 0; spec->cap_drop && spec->cap_drop[i]; i++) {
@@ -67,9 +83,13 @@ int runner_caps_compute(const struct runner_spec *spec, uint64_t *ret, struct dl
         uint64_t c;
         if (cap_parse(spec->cap_add[i], "--cap-add", &c, err) < 0)
             return -1;
+        if (strcasecmp(spec->cap_add[i], "ALL") != 0 && (c & ~can))
+            return dlc_error_set(err, EPERM,
+                                 "--cap-add '%s': dlc itself lacks it (not in its bounding set)",
+                                 spec->cap_add[i]);
         caps |= c;
     }
-    *ret = caps;
+    *ret = caps & can;
     return 0;
 }
 

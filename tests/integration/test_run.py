@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DLC, Dlc, run
+from conftest import DLC, Dlc, require_tool, run
 from helpers_run import (BUSYBOX, Entry, busybox_entries, copy_into_store, probe_bytes,
                          write_image)
 
@@ -197,6 +197,31 @@ def test_capabilities_and_seccomp(rt):
     assert added & (1 << 12)
     assert status("--security-opt", "seccomp=unconfined")["Seccomp"].strip() == "0"
     assert status("--user", "app")["CapEff"].strip() == "0000000000000000"
+
+
+def test_capabilities_never_beyond_dlcs_own_bounding_set(rt):
+    """dlc run where its caller's bounding set lacks a capability (a restricted host or
+    container): docker's defaults and ALL are clamped to it, naming it is an error; a user
+    namespace of the container's own has them all."""
+    require_tool("setpriv")
+    env = dict(os.environ, DLC_ROOT=str(rt.root))
+
+    def dlc(*args):
+        return subprocess.run(["setpriv", "--bounding-set", "-net_raw,-sys_time", str(DLC),
+                               *args], capture_output=True, text=True, env=env, timeout=60)
+    net_raw, sys_time = 1 << 13, 1 << 25
+    for flags in ([], ["--cap-add", "ALL"]):
+        r = dlc("run", "--rm", *flags, "bb:1", "grep", "CapEff", "/proc/self/status")
+        assert r.returncode == 0, r.stderr
+        eff = int(r.stdout.split()[1], 16)
+        assert eff & (net_raw | sys_time) == 0 and eff & (1 << 0)  # no NET_RAW, SYS_TIME
+    r = dlc("run", "--rm", "--cap-add", "SYS_TIME", "bb:1", "true")
+    assert r.returncode == 125
+    assert r.stderr == ("dlc: run: --cap-add 'SYS_TIME': dlc itself lacks it (not in its "
+                        "bounding set)\n")
+    r = dlc("run", "--rm", "--userns", "--cap-add", "ALL", "bb:1", "grep", "CapEff",
+            "/proc/self/status")
+    assert int(r.stdout.split()[1], 16) & (net_raw | sys_time) == net_raw | sys_time
 
 
 def test_read_only_channel_and_root(rt, tmp_path):
