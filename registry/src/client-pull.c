@@ -13,10 +13,7 @@ struct pull {
     struct rclient *c;
     struct oci_store *s;
     struct registry_transfer_stats *stats;
-    pthread_mutex_t lock;
-    const struct oci_descriptor *const *blobs;
-    size_t n, next;
-    struct dlc_error *err;
+    pthread_mutex_t lock; /* stats */
 };
 
 /* A fetched manifest: raw bytes, their digest and media type. */
@@ -135,8 +132,10 @@ static int fetch_blob(struct pull *p, const struct oci_descriptor *d, struct dlc
     return oci_blob_writer_commit(b.w, NULL, NULL, err);
 }
 
-static int pull_blob(struct pull *p, const struct oci_descriptor *d, struct dlc_error **err)
+/* One blob, unless the store has it (an rclient_blob_fn: data is the struct pull). */
+static int pull_blob(void *data, const struct oci_descriptor *d, struct dlc_error **err)
 {
+    struct pull *p = data;
     uint64_t size = (uint64_t)d->size;
     bool have = oci_store_blob_exists(p->s, d->digest);
     if (!have && fetch_blob(p, d, err) < 0)
@@ -154,59 +153,12 @@ static int pull_blob(struct pull *p, const struct oci_descriptor *d, struct dlc_
     return 0;
 }
 
-static void *pull_worker(void *arg)
-{
-    struct pull *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        bool stop = p->err != NULL || p->next >= p->n;
-        const struct oci_descriptor *d = stop ? NULL : p->blobs[p->next++];
-        pthread_mutex_unlock(&p->lock);
-        if (stop)
-            return NULL;
-        struct dlc_error *e = NULL;
-        if (pull_blob(p, d, &e) < 0) {
-            dlc_error_wrap(&e, "blob %s", d->digest);
-            pthread_mutex_lock(&p->lock);
-            if (p->err == NULL)
-                p->err = TAKE_PTR(e);
-            pthread_mutex_unlock(&p->lock);
-            dlc_error_free(&e);
-        }
-    }
-}
-
 static int pull_blobs(struct pull *p, const struct oci_manifest *m, struct dlc_error **err)
 {
-    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-    _cleanup_free_ const struct oci_descriptor **v = xcalloc(m->n_layers + 1, sizeof(*v));
     size_t n = 0;
-    v[n++] = &m->config;
-    for (size_t i = 0; i < m->n_layers; i++) {
-        bool dup = false;
-        for (size_t k = 0; k < n; k++)
-            dup |= strcmp(v[k]->digest, m->layers[i].digest) == 0;
-        if (!dup)
-            v[n++] = &m->layers[i];
-    }
-    for (size_t i = 0; i < n; i++)
-        rclient_progress(p->c, v[i]->digest, REGISTRY_BLOB_WAITING, 0, (uint64_t)v[i]->size);
+    _cleanup_free_ const struct oci_descriptor **v = rclient_manifest_blobs(m, &n);
     p->stats->blobs = n;
-    p->blobs = v;
-    p->n = n;
-    size_t nt = rclient_options(p->c)->parallel < n ? rclient_options(p->c)->parallel : n;
-    pthread_t th[32];
-    size_t started = 0;
-    for (; started < nt; started++)
-        if (pthread_create(&th[started], NULL, pull_worker, p) != 0)
-            break;
-    if (started == 0)
-        pull_worker(p);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    if (p->err)
-        return dlc_error_move(err, &p->err);
-    return 0;
+    return rclient_each_blob(p->c, v, n, pull_blob, p, "blob", err);
 }
 
 /* ---- the image --------------------------------------------------------------------------- */

@@ -12,11 +12,7 @@ struct push {
     struct rclient *c;
     struct oci_store *s;
     struct registry_transfer_stats *stats;
-    pthread_mutex_t lock;
-    /* the current batch of blobs */
-    const struct oci_descriptor *const *blobs;
-    size_t n, next;
-    struct dlc_error *err; /* the first failure */
+    pthread_mutex_t lock; /* stats */
 };
 
 static void count(struct push *p, size_t *field, uint64_t bytes)
@@ -179,8 +175,10 @@ static int upload_blob(struct push *p, const struct oci_descriptor *d, char *loc
     }
 }
 
-static int push_blob(struct push *p, const struct oci_descriptor *d, struct dlc_error **err)
+/* One blob, unless the registry has it (an rclient_blob_fn: data is the struct push). */
+static int push_blob(void *data, const struct oci_descriptor *d, struct dlc_error **err)
 {
+    struct push *p = data;
     struct rclient *c = p->c;
     const char *root = oci_store_root(p->s);
     uint64_t size = (uint64_t)d->size;
@@ -216,55 +214,6 @@ static int push_blob(struct push *p, const struct oci_descriptor *d, struct dlc_
     return 0;
 }
 
-static void *push_worker(void *arg)
-{
-    struct push *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        bool stop = p->err != NULL || p->next >= p->n;
-        const struct oci_descriptor *d = stop ? NULL : p->blobs[p->next++];
-        pthread_mutex_unlock(&p->lock);
-        if (stop)
-            return NULL;
-        struct dlc_error *e = NULL;
-        if (push_blob(p, d, &e) < 0) {
-            dlc_error_wrap(&e, "upload blob %s", d->digest);
-            pthread_mutex_lock(&p->lock);
-            if (p->err == NULL)
-                p->err = TAKE_PTR(e);
-            pthread_mutex_unlock(&p->lock);
-            dlc_error_free(&e);
-        }
-    }
-}
-
-/* Pushes blobs with up to `parallel` threads; the first failure stops the others. */
-static int push_blobs(struct push *p, const struct oci_descriptor *const *blobs, size_t n,
-                      struct dlc_error **err)
-{
-    for (size_t i = 0; i < n; i++)
-        rclient_progress(p->c, blobs[i]->digest, REGISTRY_BLOB_WAITING, 0,
-                         (uint64_t)blobs[i]->size);
-    p->blobs = blobs;
-    p->n = n;
-    p->next = 0;
-    size_t nt = rclient_options(p->c)->parallel;
-    if (nt > n)
-        nt = n;
-    pthread_t th[32];
-    size_t started = 0;
-    for (; started < nt; started++)
-        if (pthread_create(&th[started], NULL, push_worker, p) != 0)
-            break;
-    if (started == 0 && n > 0)
-        push_worker(p);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    if (p->err)
-        return dlc_error_move(err, &p->err);
-    return 0;
-}
-
 static int put_manifest(struct push *p, const char *raw, size_t len,
                         const struct oci_descriptor *desc, const char *ref, struct dlc_error **err)
 {
@@ -287,14 +236,6 @@ static int put_manifest(struct push *p, const char *raw, size_t len,
     return 0;
 }
 
-static void add_unique(const struct oci_descriptor **v, size_t *n, const struct oci_descriptor *d)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(v[i]->digest, d->digest) == 0)
-            return;
-    v[(*n)++] = d;
-}
-
 static int push_tree(struct push *p, const struct oci_descriptor *desc, const char *ref, int depth,
                      struct dlc_error **err);
 
@@ -315,14 +256,10 @@ static int push_image(struct push *p, const char *raw, size_t len, struct dlc_er
     _cleanup_(oci_manifest_freep) struct oci_manifest *m = NULL;
     if (oci_manifest_parse(raw, len, "manifest", &m, err) < 0)
         return -1;
-    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-    _cleanup_free_ const struct oci_descriptor **blobs = xcalloc(m->n_layers + 1, sizeof(*blobs));
     size_t n = 0;
-    add_unique(blobs, &n, &m->config);
-    for (size_t i = 0; i < m->n_layers; i++)
-        add_unique(blobs, &n, &m->layers[i]);
+    _cleanup_free_ const struct oci_descriptor **blobs = rclient_manifest_blobs(m, &n);
     p->stats->blobs += n;
-    return push_blobs(p, blobs, n, err);
+    return rclient_each_blob(p->c, blobs, n, push_blob, p, "upload blob", err);
 }
 
 static int push_tree(struct push *p, const struct oci_descriptor *desc, const char *ref, int depth,

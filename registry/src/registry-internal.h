@@ -339,6 +339,18 @@ void rclient_progress(struct rclient *c, const char *digest, enum registry_blob_
                       uint64_t done, uint64_t total);
 const struct registry_client_options *rclient_options(const struct rclient *c);
 
+/* client-parallel.c */
+/* Transfers one blob; called from several threads at once. */
+typedef int (*rclient_blob_fn)(void *data, const struct oci_descriptor *d, struct dlc_error **err);
+/* Reports each of blobs[0..n) waiting, then runs fn on them with up to the `parallel` option
+ * threads (here when none can start). After a failure no new blob starts; the first one
+ * is returned wrapped "<what> <digest>". */
+int rclient_each_blob(struct rclient *c, const struct oci_descriptor *const *blobs, size_t n,
+                      rclient_blob_fn fn, void *data, const char *what, struct dlc_error **err);
+/* The config and the layers of m, each digest once, in that order: pointers into m in an
+ * array the caller frees. */
+const struct oci_descriptor **rclient_manifest_blobs(const struct oci_manifest *m, size_t *ret_n);
+
 /* TLS options of a CURL easy handle: --insecure, SSL_CERT_FILE. */
 void rclient_tls_setup(void *easy, bool insecure);
 /* The Authorization header value requests carry (NULL: none). Thread-safe. */

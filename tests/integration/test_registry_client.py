@@ -129,6 +129,25 @@ def test_pull_verifies_every_blob(tmp_path, dlc, registry, fixture_image):  # no
         "v/img" not in (fresh.layout / "index.json").read_text()
 
 
+def test_push_stops_at_a_corrupt_local_blob(dlc, registry, fixture_image):  # noqa: F811
+    layout, tag, digest = fixture_image
+    to_store(layout, tag, dlc, "fixture:v1")
+    man = json.loads((layout / "blobs/sha256" / digest[7:]).read_bytes())
+    victim = man["layers"][0]["digest"]
+    blob = dlc.layout / "blobs/sha256" / victim[7:]
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 0xFF  # same size, different bytes
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    ref = f"{registry.host}/v/bad:v1"
+    p = dlc("push", "fixture:v1", ref, check=False)
+    assert p.returncode == 1
+    assert re.fullmatch(rf"dlc: push {re.escape(ref)}: upload blob {victim}: local blob {victim} "
+                        rf"is corrupt: it hashes to sha256:[0-9a-f]{{64}}\n", p.stderr), p.stderr
+    # the registry got no manifest, so nothing is tagged there
+    assert not (registry.root / "repositories/v/bad/_manifests/tags/v1").exists()
+
+
 def test_pull_by_digest_and_errors(tmp_path, dlc, registry, fixture_image):  # noqa: F811
     layout, tag, digest = fixture_image
     to_store(layout, tag, dlc, "fixture:v1")
