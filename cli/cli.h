@@ -37,6 +37,12 @@ struct cli_command {
  * '?' (bad option: getopt already printed; prints the usage line, returns 2 and sets
  * *done). Returns -1 when the option is not a common one. */
 int cli_common_opt(const struct cli_command *cmd, int c, bool *done);
+/* cli_common_opt for a getopt loop, with an option character the caller declared but did
+ * not handle as a usage error ("unsupported option"). True when the command must return
+ * *ret now (--help, a bad option). */
+bool cli_common_opt_done(const struct cli_command *cmd, int c, int *ret);
+/* getopt names argv[0] in its messages: make that "dlc <name>" ("dlc registry serve"). */
+void cli_set_progname(const char *name, char **argv);
 /* Prints "dlc <what>: <err->msg>" to stderr, frees err, returns CLI_EXIT_FAIL. */
 int cli_fail(const char *what, struct dlc_error **err);
 /* Prints "dlc <cmd>: <msg>" and the usage line; returns CLI_EXIT_USAGE. */

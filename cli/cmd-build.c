@@ -7,25 +7,6 @@
 #include "cli.h"
 #include "registry.h"
 
-static bool handle_common(const struct cli_command *cmd, int c, int *ret)
-{
-    bool done = false;
-    int r = cli_common_opt(cmd, c, &done);
-    if (r < 0) {
-        *ret = cli_usage_error(cmd, "unsupported option");
-        return true;
-    }
-    *ret = r;
-    return done;
-}
-
-static void set_progname(const struct cli_command *cmd, char **argv)
-{
-    static char prog[64];
-    snprintf(prog, sizeof(prog), "dlc %s", cmd->name);
-    argv[0] = prog;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -141,7 +122,7 @@ static int parse_build(const struct cli_command *cmd, int argc, char **argv,
             *(bool *)o->fetch_userdata = true;
             break;
         default:
-            if (handle_common(cmd, c, &r)) {
+            if (cli_common_opt_done(cmd, c, &r)) {
                 *done = true;
                 return r;
             }
@@ -165,7 +146,7 @@ int cmd_build(int argc, char **argv)
     o.fetch_userdata = &insecure;
     _cleanup_strv_ char **tags = NULL;
     bool done = false;
-    set_progname(cmd, argv);
+    cli_set_progname(cmd->name, argv);
     int r = parse_build(cmd, argc, argv, &o, &tags, &done);
     if (done)
         return r;
@@ -239,7 +220,7 @@ int cmd_history(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     bool json = false, no_trunc = false;
     int c, r = 0;
-    set_progname(cmd, argv);
+    cli_set_progname(cmd->name, argv);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'F' && (strcmp(optarg, "json") == 0 || strcmp(optarg, "table") == 0))
             json = strcmp(optarg, "json") == 0;
@@ -247,7 +228,7 @@ int cmd_history(int argc, char **argv)
             return cli_usage_error(cmd, "--format: '%s' is not one of table, json", optarg);
         else if (c == 'T')
             no_trunc = true;
-        else if (handle_common(cmd, c, &r))
+        else if (cli_common_opt_done(cmd, c, &r))
             return r;
     }
     if (argc - optind != 1)

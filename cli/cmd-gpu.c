@@ -60,12 +60,9 @@ static int parse_opts(const struct cli_command *cmd, int argc, char **argv, stru
             {"kind", required_argument, NULL, OPT_KIND},
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0}};
-    static char prog[64];
-    snprintf(prog, sizeof(prog), "dlc %s", cmd->name);
-    argv[0] = prog;
-    int c;
+    cli_set_progname(cmd->name, argv);
+    int c, r = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-        bool done = false;
         if (c == CLI_OPT_DRIVER_ROOT)
             o->driver_root = optarg;
         else if (c == OPT_FORMAT)
@@ -74,13 +71,8 @@ static int parse_opts(const struct cli_command *cmd, int argc, char **argv, stru
             o->output = optarg;
         else if (c == OPT_KIND)
             o->kind = optarg;
-        else {
-            int r = cli_common_opt(cmd, c, &done);
-            if (r < 0)
-                return cli_usage_error(cmd, "unsupported option");
-            if (done)
-                return r;
-        }
+        else if (cli_common_opt_done(cmd, c, &r))
+            return r;
     }
     if (o->format && strcmp(o->format, "table") != 0 && strcmp(o->format, "json") != 0)
         return cli_usage_error(cmd, "--format must be table or json");

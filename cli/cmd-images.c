@@ -6,36 +6,14 @@
 #include "cli.h"
 #include "oci.h"
 
-/* Handles getopt's return values that every command shares; true when the command must
- * return *ret now (--help, a bad option). */
-static bool common_opt(const struct cli_command *cmd, int c, int *ret)
-{
-    bool done = false;
-    int r = cli_common_opt(cmd, c, &done);
-    if (r < 0) { /* an option character the caller declared but did not handle */
-        *ret = cli_usage_error(cmd, "unsupported option");
-        return true;
-    }
-    *ret = r;
-    return done;
-}
-
-/* getopt names argv[0] in its messages: make that "dlc images", not "images". */
-static void set_progname(const struct cli_command *cmd, char **argv)
-{
-    static char prog[64];
-    snprintf(prog, sizeof(prog), "dlc %s", cmd->name);
-    argv[0] = prog;
-}
-
 /* Parses options for a command that has none of its own. */
 static int parse_no_options(const struct cli_command *cmd, int argc, char **argv, bool *done)
 {
     static const struct option opts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     int c, r = 0;
-    set_progname(cmd, argv);
+    cli_set_progname(cmd->name, argv);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (common_opt(cmd, c, &r)) {
+        if (cli_common_opt_done(cmd, c, &r)) {
             *done = true;
             return r;
         }
@@ -218,7 +196,7 @@ static int images_parse(const struct cli_command *cmd, int argc, char **argv, bo
                                          CLI_COMMON_LONGOPTS,
                                          {NULL, 0, NULL, 0}};
     int c, r = 0;
-    set_progname(cmd, argv);
+    cli_set_progname(cmd->name, argv);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'f' && (strcmp(optarg, "json") == 0 || strcmp(optarg, "table") == 0)) {
             *json = strcmp(optarg, "json") == 0;
@@ -227,7 +205,7 @@ static int images_parse(const struct cli_command *cmd, int argc, char **argv, bo
             return cli_usage_error(cmd, "--format: '%s' is not one of table, json", optarg);
         } else if (c == 'd') {
             *full = true;
-        } else if (common_opt(cmd, c, &r)) {
+        } else if (cli_common_opt_done(cmd, c, &r)) {
             *done = true;
             return r;
         }
@@ -395,7 +373,7 @@ static int prune_parse(const struct cli_command *cmd, int argc, char **argv, int
     static const struct option opts[] = {
             {"wait", required_argument, NULL, 'w'}, CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     int c, r = 0;
-    set_progname(cmd, argv);
+    cli_set_progname(cmd->name, argv);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'w') {
             _cleanup_error_ struct dlc_error *e = NULL;
@@ -403,7 +381,7 @@ static int prune_parse(const struct cli_command *cmd, int argc, char **argv, int
                 *done = true;
                 return cli_usage_error(cmd, "%s", e->msg);
             }
-        } else if (common_opt(cmd, c, &r)) {
+        } else if (cli_common_opt_done(cmd, c, &r)) {
             *done = true;
             return r;
         }

@@ -8,26 +8,6 @@
 #include "cli.h"
 #include "registry.h"
 
-/* getopt names argv[0] in its messages: "dlc registry serve", not "serve". */
-static void set_progname(const char *name, char **argv)
-{
-    static char prog[64];
-    snprintf(prog, sizeof(prog), "dlc %s", name);
-    argv[0] = prog;
-}
-
-static bool common_opt(const struct cli_command *cmd, int c, int *ret)
-{
-    bool done = false;
-    int r = cli_common_opt(cmd, c, &done);
-    if (r < 0) {
-        *ret = cli_usage_error(cmd, "unsupported option");
-        return true;
-    }
-    *ret = r;
-    return done;
-}
-
 /* ---- registry serve ---------------------------------------------------------------------- */
 
 enum {
@@ -199,9 +179,9 @@ static int registry_serve(int argc, char **argv)
     registry_server_options_init(&o);
     const char *access_log = "-";
     int c, r = 0;
-    set_progname("registry serve", argv);
+    cli_set_progname("registry serve", argv);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if ((c == 'h' || c == '?' || c == ':') && common_opt(&registry_cmd, c, &r))
+        if ((c == 'h' || c == '?' || c == ':') && cli_common_opt_done(&registry_cmd, c, &r))
             return r;
         if (serve_opt(c, &o, &access_log) < 0)
             return CLI_EXIT_USAGE;
@@ -237,13 +217,13 @@ static int registry_gc_cmd(int argc, char **argv)
     const char *root_opt = NULL;
     bool dry_run = false;
     int c, r = 0;
-    set_progname("registry gc", argv);
+    cli_set_progname("registry gc", argv);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == OPT_REG_ROOT)
             root_opt = optarg;
         else if (c == OPT_DRY_RUN)
             dry_run = true;
-        else if (common_opt(&registry_cmd, c, &r))
+        else if (cli_common_opt_done(&registry_cmd, c, &r))
             return r;
     }
     if (optind != argc)
@@ -394,7 +374,7 @@ static int transfer_opts(const struct cli_command *cmd, int argc, char **argv,
     static const struct option opts[] = {TRANSFER_LONGOPTS};
     int c, r = 0;
     struct dlc_error *err = NULL;
-    set_progname(cmd->name, argv);
+    cli_set_progname(cmd->name, argv);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int v = 0;
         switch (c) {
@@ -421,7 +401,7 @@ static int transfer_opts(const struct cli_command *cmd, int argc, char **argv,
             }
             break;
         default:
-            if (common_opt(cmd, c, &r))
+            if (cli_common_opt_done(cmd, c, &r))
                 return r;
         }
     }
@@ -567,7 +547,7 @@ int cmd_login(int argc, char **argv)
     const char *user = NULL;
     bool password_stdin = false;
     int c, r = 0;
-    set_progname("login", argv);
+    cli_set_progname("login", argv);
     while ((c = getopt_long(argc, argv, "hu:", opts, NULL)) != -1) {
         if (c == 'u')
             user = optarg;
@@ -577,7 +557,7 @@ int cmd_login(int argc, char **argv)
             o.insecure = true;
         else if (c == OPT_AUTH_FILE)
             o.auth_file = optarg;
-        else if (common_opt(&login_cmd, c, &r))
+        else if (cli_common_opt_done(&login_cmd, c, &r))
             return r;
     }
     if (argc - optind != 1)
@@ -606,11 +586,11 @@ int cmd_logout(int argc, char **argv)
     };
     const char *auth_file = NULL;
     int c, r = 0;
-    set_progname("logout", argv);
+    cli_set_progname("logout", argv);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == OPT_AUTH_FILE)
             auth_file = optarg;
-        else if (common_opt(&logout_cmd, c, &r))
+        else if (cli_common_opt_done(&logout_cmd, c, &r))
             return r;
     }
     if (argc - optind != 1)

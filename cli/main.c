@@ -369,6 +369,25 @@ int cli_common_opt(const struct cli_command *cmd, int c, bool *done)
     }
 }
 
+bool cli_common_opt_done(const struct cli_command *cmd, int c, int *ret)
+{
+    bool done = false;
+    int r = cli_common_opt(cmd, c, &done);
+    if (r < 0) {
+        *ret = cli_usage_error(cmd, "unsupported option");
+        return true;
+    }
+    *ret = r;
+    return done;
+}
+
+void cli_set_progname(const char *name, char **argv)
+{
+    static char prog[64];
+    snprintf(prog, sizeof(prog), "dlc %s", name);
+    argv[0] = prog;
+}
+
 int cli_fail(const char *what, struct dlc_error **err)
 {
     fprintf(stderr, "dlc: %s%s%s\n", what ? what : "", what ? ": " : "",
