@@ -52,3 +52,17 @@ $(BENCH_RUNTIME): bench/runtime/bench_mlp.c $(runtime_LIB) $(common_LIB)
 bench-runtime: $(BENCH_RUNTIME)
 	@bench/runtime/run.sh $(BENCH_RUNTIME)
 bench: bench-runtime
+
+# make bench-predict: a prediction call planned per call (tensor_predict) against a reused
+# tensor_predictor (what tensor serve's batcher keeps), microseconds per call.
+BENCH_PREDICT := $(BUILD)/bench/runtime/bench_predict
+$(BENCH_PREDICT): bench/runtime/bench_predict.c $(runtime_LIB) $(common_LIB)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(RUNTIME_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(runtime_LIB) \
+		$(common_LIB) $(ALL_LDFLAGS) $(RUNTIME_LDLIBS) $(common_LDLIBS)
+
+.PHONY: bench-predict
+bench-predict: $(BENCH_PREDICT)
+	@$(BENCH_PREDICT) $(BENCH_PREDICT_ARGS)
+bench: bench-predict

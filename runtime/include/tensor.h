@@ -530,7 +530,35 @@ int tensor_checkpoint_peek(const char *path, json_t **ret_state, struct dlc_erro
 
 /* ---- prediction --------------------------------------------------------------------- */
 
-/* Runs the built model on x (inference) in batches; *ret is rows x outputs. */
+/* A built model planned once for inference: backend memory for max_rows rows a pass and
+ * the weights uploaded at creation, reused by every run (no allocation, no weight upload
+ * per call): what `tensor serve` keeps for its batcher.
+ *
+ *     struct tensor_predictor *p = NULL;
+ *     tensor_predictor_new(be, m, 1024, &p, &err);
+ *     tensor_predictor_run(p, &x, &y, &err);   // any number of rows, max_rows a pass
+ *     tensor_predictor_free(p);
+ *
+ * be and m are borrowed and must outlive it; later changes to m's weights are not seen.
+ * Not thread-safe: one run at a time (serve's batcher thread is its only user). */
+struct tensor_predictor;
+/* EINVAL for an unbuilt model or max_rows outside [1, 2^24]; backend errors as they come. */
+int tensor_predictor_new(struct tensor_backend *be, const struct tensor_model *m, int64_t max_rows,
+                         struct tensor_predictor **ret, struct dlc_error **err);
+void tensor_predictor_free(struct tensor_predictor *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct tensor_predictor *, tensor_predictor_free)
+int64_t tensor_predictor_max_rows(const struct tensor_predictor *p);
+/* Writes x->rows x outputs floats to out (the caller's). EINVAL when x has no rows or
+ * another feature count than the model takes ("the model expects 4 input features, the
+ * input has 3"). */
+int tensor_predictor_run_into(struct tensor_predictor *p, const struct tensor_array *x, float *out,
+                              struct dlc_error **err);
+/* The same into a new rows x outputs array (*ret, released by the caller). */
+int tensor_predictor_run(struct tensor_predictor *p, const struct tensor_array *x,
+                         struct tensor_array *ret, struct dlc_error **err);
+
+/* One-off: plans a predictor for min(batch_size, rows) rows, runs x, frees it; *ret is
+ * rows x outputs. For repeated calls keep a tensor_predictor instead. */
 int tensor_predict(struct tensor_backend *be, const struct tensor_model *m,
                    const struct tensor_array *x, int64_t batch_size, struct tensor_array *ret,
                    struct dlc_error **err);

@@ -113,20 +113,6 @@ int serve_model_load(const char *dir, struct tensor_model **ret, char **ret_unpa
     return 0;
 }
 
-/* One prediction before /ping says yes: kernels get built and memory touched now rather
- * than in the first client's request. */
-static int warm_up(struct tensor_server *s, struct dlc_error **err)
-{
-    struct tensor_array x = {0}, y = {0};
-    if (tensor_array_alloc(&x, 1, s->model->input_dim, err) < 0)
-        return -1;
-    memset(x.data, 0, (size_t)x.cols * sizeof(float));
-    int r = tensor_predict(s->be, s->model, &x, 1, &y, err);
-    tensor_array_release(&x);
-    tensor_array_release(&y);
-    return r;
-}
-
 /* ---- the server ------------------------------------------------------------------------- */
 
 int tensor_server_start(const struct tensor_serve_options *o, struct tensor_server **ret,
@@ -171,7 +157,8 @@ int tensor_server_load(struct tensor_server *s, struct dlc_error **err)
     if (serve_model_load(dir, &s->model, &s->unpacked, err) < 0)
         return -1; /* "load model from DIR: ..." */
     int threads = dlc_cpu_count();
-    if (tensor_backend_open(s->opts.device, threads, &s->be, err) < 0 || warm_up(s, err) < 0 ||
+    /* The batcher plans the model once and warms it up before /ping says yes. */
+    if (tensor_backend_open(s->opts.device, threads, &s->be, err) < 0 ||
         serve_batcher_new(s->be, s->model, s->opts.max_batch_rows, &s->batcher, err) < 0)
         return -1;
     serve_server_set_model(s->http, s->batcher, s->model->input_dim);

@@ -3,10 +3,10 @@
  *
  * A request's life: serve-http.c reads the body (payload cap), serve-codec.c decodes it by
  * Content-Type into rows, serve-batch.c coalesces the rows of concurrent requests into one
- * tensor_predict() call, serve-codec.c encodes the request's share of the result in the
- * Accept type. Decoding and encoding run on the HTTP thread pool, in parallel; only the
- * predict call itself is one at a time per backend, and it carries every request that
- * arrived while the previous call ran.
+ * run of a tensor_predictor (planned once), serve-codec.c encodes the request's share of the
+ * result in the Accept type. Decoding and encoding run on the HTTP thread pool, in parallel; only
+ * the predict call itself is one at a time per backend, and it carries every request that arrived
+ * while the previous call ran.
  */
 #ifndef DLC_TENSOR_SERVE_H
 #define DLC_TENSOR_SERVE_H
@@ -65,9 +65,10 @@ struct serve_job {
 };
 
 struct serve_batcher;
-/* Starts the thread that runs predictions for m on be (both borrowed; they outlive the
- * batcher). max_rows caps the rows coalesced into one call (a single larger request still
- * runs, alone). */
+/* Plans a tensor_predictor for m on be (both borrowed; they outlive the batcher) for
+ * max_rows rows, runs one warm-up pass (kernels built, memory touched), then starts the
+ * thread that runs predictions: the predictor's only user. max_rows caps the rows coalesced
+ * into one call (a single larger request still runs, alone, in passes of max_rows). */
 int serve_batcher_new(struct tensor_backend *be, const struct tensor_model *m, int64_t max_rows,
                       struct serve_batcher **ret, struct dlc_error **err);
 /* Queues job; job->done is called exactly once, from the batcher's thread (or from here
@@ -75,7 +76,8 @@ int serve_batcher_new(struct tensor_backend *be, const struct tensor_model *m, i
 void serve_batcher_submit(struct serve_batcher *b, struct serve_job *job);
 /* Finishes the queued jobs, stops and joins the thread, frees. NULL-safe. */
 void serve_batcher_free(struct serve_batcher *b);
-/* Calls to tensor_predict so far, the rows and the requests (jobs) they carried. */
+/* Prediction calls so far (the warm-up not counted), the rows and the requests (jobs) they
+ * carried. */
 void serve_batcher_stats(struct serve_batcher *b, uint64_t *ret_calls, uint64_t *ret_rows,
                          uint64_t *ret_jobs);
 

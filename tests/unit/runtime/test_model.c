@@ -474,6 +474,72 @@ static void test_model__save_load_predict(void **state)
     unit_tmpdir_free(TAKE_PTR(dir));
 }
 
+/* The CPU backend with its allocations counted: a predictor plans once, every run after
+ * that allocates nothing on the backend. */
+static int backend_allocs;
+static struct tensor_backend_ops counting_ops;
+
+static void *counting_alloc(struct tensor_backend *b, size_t bytes, struct dlc_error **err)
+{
+    backend_allocs++;
+    return tensor_backend_cpu.alloc(b, bytes, err);
+}
+
+static void assert_rows_equal(const struct tensor_array *a, int64_t row0, const float *b,
+                              int64_t rows)
+{
+    assert_memory_equal(a->data + row0 * a->cols, b, (size_t)(rows * a->cols) * sizeof(float));
+}
+
+static void test_model__predictor_plans_once(void **state)
+{
+    (void)state;
+    struct dlc_error *err = NULL;
+    struct tensor_array x = {0}, y = {0}, want = {0}, got = {0};
+    make_data(50, 6, 4, false, &x, &y);
+    _cleanup_(tensor_model_freep) struct tensor_model *m = built(mlp, 6, 3);
+    counting_ops = tensor_backend_cpu;
+    counting_ops.alloc = counting_alloc;
+    struct tensor_backend cbe = *be;
+    cbe.ops = &counting_ops;
+    assert_int_equal(tensor_predict(&cbe, m, &x, 8, &want, &err), 0);
+    assert_int_equal(backend_allocs, 1); /* the one-off plans its own */
+
+    _cleanup_(tensor_predictor_freep) struct tensor_predictor *p = NULL;
+    assert_int_equal(tensor_predictor_new(&cbe, m, 8, &p, &err), 0);
+    assert_int_equal(tensor_predictor_max_rows(p), 8);
+    /* 50 rows in passes of 8, then smaller inputs: each equals the one-off prediction,
+     * nothing of an earlier call shows in a later one */
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(tensor_predictor_run(p, &x, &got, &err), 0);
+        assert_int_equal(got.rows, 50), assert_int_equal(got.cols, 4);
+        assert_rows_equal(&want, 0, got.data, 50);
+        tensor_array_release(&got);
+        float out[3 * 4];
+        struct tensor_array part = tensor_array_view(&x, 47 - round, 3);
+        assert_int_equal(tensor_predictor_run_into(p, &part, out, &err), 0);
+        assert_rows_equal(&want, 47 - round, out, 3);
+    }
+    assert_int_equal(backend_allocs, 2);
+    /* the weights were uploaded at creation: changing the model later is not seen */
+    m->layers[0].kernel[0] += 1.0f;
+    assert_int_equal(tensor_predictor_run(p, &x, &got, &err), 0);
+    assert_rows_equal(&want, 0, got.data, 50);
+    tensor_array_release(&got);
+    /* errors */
+    struct tensor_array none = tensor_array_view(&x, 0, 0), bad = {0};
+    assert_dlc_error(tensor_predictor_run(p, &none, &got, &err), &err, EINVAL,
+                     "the input has no rows");
+    assert_int_equal(tensor_array_alloc(&bad, 2, 5, &err), 0);
+    assert_dlc_error(tensor_predictor_run(p, &bad, &got, &err), &err, EINVAL,
+                     "the model expects 6 input features, the input has 5");
+    struct tensor_predictor *q = NULL;
+    assert_dlc_error(tensor_predictor_new(be, m, 0, &q, &err), &err, EINVAL,
+                     "batch size 0 is out of range");
+    tensor_array_release(&bad);
+    tensor_array_release(&x), tensor_array_release(&y), tensor_array_release(&want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -484,6 +550,7 @@ int main(void)
             cmocka_unit_test(test_model__seeded_runs_are_bit_identical),
             cmocka_unit_test(test_model__checkpoint_resume_is_bit_identical),
             cmocka_unit_test(test_model__save_load_predict),
+            cmocka_unit_test(test_model__predictor_plans_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,5 @@
-/* test_serve_batch.c: the batcher coalesces queued requests into one predict call and
- * gives every request exactly its own rows of the result. */
+/* test_serve_batch.c: the batcher coalesces queued requests into one predict call, gives
+ * every request exactly its own rows of the result, and plans the model only once. */
 #include <errno.h>
 #include <math.h>
 #include <semaphore.h>
@@ -179,6 +179,44 @@ static void test_serve_batch__bad_rows_fail_the_job(void **state)
     serve_batcher_free(b);
 }
 
+/* The CPU backend with its allocations counted. */
+static int backend_allocs;
+static struct tensor_backend_ops counting_ops;
+
+static void *counting_alloc(struct tensor_backend *b, size_t bytes, struct dlc_error **err)
+{
+    backend_allocs++;
+    return tensor_backend_cpu.alloc(b, bytes, err);
+}
+
+/* The model is planned (backend memory, weights uploaded) once when the batcher starts,
+ * not per call: a stream of requests, one larger than max_rows among them, allocates
+ * nothing more on the backend. */
+static void test_serve_batch__plans_the_model_once(void **state)
+{
+    struct fixture *f = *state;
+    struct dlc_error *err = NULL;
+    counting_ops = tensor_backend_cpu;
+    counting_ops.alloc = counting_alloc;
+    struct tensor_backend cbe = *f->be;
+    cbe.ops = &counting_ops;
+    struct serve_batcher *b = NULL;
+    assert_int_equal(serve_batcher_new(&cbe, f->m, 4, &b, &err), 0);
+    assert_int_equal(backend_allocs, 1);
+    static struct waiter w[10];
+    for (int i = 0; i < 10; i++) {
+        make_job(&w[i], i == 5 ? 11 : 1 + i % 4, i);
+        serve_batcher_submit(b, &w[i].job);
+        sem_wait(&w[i].done);
+        check_job(f, &w[i]);
+    }
+    uint64_t calls = 0, rows = 0, jobs = 0;
+    serve_batcher_stats(b, &calls, &rows, &jobs);
+    assert_int_equal(calls, 10); /* the warm-up pass is not counted */
+    assert_int_equal(backend_allocs, 1);
+    serve_batcher_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +225,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_serve_batch__max_rows_splits_calls, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_serve_batch__bad_rows_fail_the_job, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_serve_batch__plans_the_model_once, setup,
                                             teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
