@@ -43,8 +43,7 @@ static int write_str(const char *dir, const char *file, const char *val, struct 
     return 0;
 }
 
-/* The cgroup this process is in for a v1 controller ("memory"), or v2 ("" controller). */
-static char *own_cgroup(const char *controller)
+char *runner_cgroup_own(const char *controller)
 {
     _cleanup_free_ char *buf = NULL;
     size_t len = 0;
@@ -141,7 +140,7 @@ static int v2_create(const struct runner_spec *spec, const char *mnt, const char
             return err && *err ? -1 : dlc_error_set_errno(err, errno, "cgroup: %s", parent);
     } else {
         /* a delegated subtree (systemd user@.service): next to our own cgroup */
-        _cleanup_free_ char *own = own_cgroup("");
+        _cleanup_free_ char *own = runner_cgroup_own("");
         _cleanup_free_ char *d = dlc_path_dirname(own);
         parent = dlc_path_join(mnt, d);
     }
@@ -206,7 +205,7 @@ static int v1_create(const struct runner_spec *spec, const char *name, struct ru
         if (!dlc_is_dir(mnt))
             return dlc_error_set(err, ENOTSUP, "cgroup: no %s controller on this host (%s)",
                                  v1_names[c], mnt);
-        _cleanup_free_ char *own = own_cgroup(v1_names[c]);
+        _cleanup_free_ char *own = runner_cgroup_own(v1_names[c]);
         _cleanup_free_ char *parent = dlc_path_join(mnt, own);
         cg->paths[c] = dlc_path_join(parent, name);
         if (mkdir(cg->paths[c], 0755) < 0)

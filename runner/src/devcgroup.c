@@ -209,32 +209,10 @@ static int write_rule(const char *dir, const char *file, const char *rule, struc
     return 0;
 }
 
-/* The devices cgroup dlc runs in ("/" on most hosts), from /proc/self/cgroup. */
-static char *own_devices_cgroup(void)
-{
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    _cleanup_error_ struct dlc_error *e = NULL;
-    if (dlc_read_file("/proc/self/cgroup", 1 << 16, &buf, &len, &e) < 0)
-        return xstrdup("/");
-    for (char *line = buf; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        char *c1 = strchr(line, ':');
-        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (c2 && (size_t)(c2 - c1 - 1) == strlen("devices") &&
-            strncmp(c1 + 1, "devices", strlen("devices")) == 0)
-            return xstrdup(c2 + 1);
-        line = nl ? nl + 1 : NULL;
-    }
-    return xstrdup("/");
-}
-
 static int v1_create(const struct runner_spec *spec, const char *name, struct runner_devcgroup *dc,
                      struct dlc_error **err)
 {
-    _cleanup_free_ char *own = own_devices_cgroup();
+    _cleanup_free_ char *own = runner_cgroup_own("devices"); /* "/" on most hosts */
     _cleanup_free_ char *parent = dlc_path_join(CG_ROOT "/devices", own);
     dc->version = 1;
     dc->path = dlc_path_join(parent, name);

@@ -117,6 +117,10 @@ int runner_cgroup_create(const struct runner_spec *spec, const char *id, struct 
                          struct dlc_error **err);
 int runner_cgroup_attach(const struct runner_cgroup *cg, pid_t pid, struct dlc_error **err);
 bool runner_cgroup_oom_killed(const struct runner_cgroup *cg);
+/* The cgroup this process is in (from /proc/self/cgroup) for a v1 controller ("memory",
+ * also found in a joint "cpu,cpuacct" hierarchy), or v2 ("" controller); "/" when unknown.
+ * Caller frees. */
+char *runner_cgroup_own(const char *controller);
 /* Kills leftovers, removes the directories, frees the paths. */
 void runner_cgroup_destroy(struct runner_cgroup *cg);
 
