@@ -152,14 +152,6 @@ static json_t *json_str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *strv_json(char *const *v)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; v && v[i]; i++)
-        json_array_append_new(a, json_string(v[i]));
-    return a;
-}
-
 static void print_info_json(const struct runner_host_info *info)
 {
     json_auto_t *gpus = json_array(), *icds = json_array(), *cdi = json_array();
@@ -185,9 +177,9 @@ static void print_info_json(const struct runner_host_info *info)
     json_auto_t *o =
             json_pack("{s:s, s:o, s:O, s:O, s:o, s:O, s:o}", "driver_root", info->driver_root,
                       "nvidia_driver", json_str_or_null(info->nvidia_version), "gpus", gpus,
-                      "opencl_icds", icds, "cdi_spec_dirs", strv_json(info->cdi_dirs),
-                      "cdi_devices", cdi, "warnings", strv_json(info->warnings));
-    json_object_set_new(o, "cdi_problems", strv_json(info->cdi_problems));
+                      "opencl_icds", icds, "cdi_spec_dirs", dlc_json_from_strv(info->cdi_dirs),
+                      "cdi_devices", cdi, "warnings", dlc_json_from_strv(info->warnings));
+    json_object_set_new(o, "cdi_problems", dlc_json_from_strv(info->cdi_problems));
     _cleanup_free_ char *s = dlc_json_dumps_pretty(o);
     fputs(s, stdout);
 }

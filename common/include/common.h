@@ -337,6 +337,8 @@ int dlc_json_get_array(const json_t *obj, const char *key, bool required, const 
 /* An array of strings -> a NULL-terminated vector (copied). */
 int dlc_json_get_strv(const json_t *obj, const char *key, bool required, const char *what,
                       char ***ret, struct dlc_error **err);
+/* The reverse: a new JSON array of v's strings ([] for NULL). */
+json_t *dlc_json_from_strv(char *const *v);
 /* EINVAL "<what>: unknown key '<k>'" for any key of obj not in allowed (NULL-terminated). */
 int dlc_json_check_keys(const json_t *obj, const char *const *allowed, const char *what,
                         struct dlc_error **err);

@@ -155,6 +155,14 @@ int dlc_json_get_strv(const json_t *obj, const char *key, bool required, const c
     return 0;
 }
 
+json_t *dlc_json_from_strv(char *const *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; v && v[i]; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
 int dlc_json_check_keys(const json_t *obj, const char *const *allowed, const char *what,
                         struct dlc_error **err)
 {

@@ -152,12 +152,8 @@ static void set_str(json_t *o, const char *key, const char *v)
 
 static void set_strv(json_t *o, const char *key, char *const *v)
 {
-    if (v == NULL)
-        return;
-    json_t *a = json_array();
-    for (size_t i = 0; v[i]; i++)
-        json_array_append_new(a, json_string(v[i]));
-    json_object_set_new(o, key, a);
+    if (v != NULL)
+        json_object_set_new(o, key, dlc_json_from_strv(v));
 }
 
 static void set_keyset(json_t *o, const char *key, char *const *v)

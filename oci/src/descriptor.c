@@ -125,12 +125,8 @@ json_t *oci_descriptor_to_json(const struct oci_descriptor *d)
     }
     if (d->annotations.n > 0)
         json_object_set_new(j, "annotations", oci__map_to_json(&d->annotations));
-    if (d->urls) {
-        json_t *u = json_array();
-        for (size_t i = 0; d->urls[i]; i++)
-            json_array_append_new(u, json_string(d->urls[i]));
-        json_object_set_new(j, "urls", u);
-    }
+    if (d->urls)
+        json_object_set_new(j, "urls", dlc_json_from_strv(d->urls));
     return j;
 }
 

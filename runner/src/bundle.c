@@ -10,14 +10,6 @@
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-static json_t *strv_json(char *const *v)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; v && v[i]; i++)
-        json_array_append_new(a, json_string(v[i]));
-    return a;
-}
-
 static bool env_has(char *const *env, const char *name)
 {
     size_t n = strlen(name);
@@ -54,18 +46,19 @@ static json_t *process_json(char **args, char **env, const char *cwd, const stru
         json_array_append_new(gids, json_integer(u->groups[i]));
     _cleanup_strv_ char **names = runner_caps_names(caps);
     /* like dlc run: a non-root user starts without effective capabilities */
-    json_t *capabilities = json_pack("{s:o, s:o, s:o}", "bounding", strv_json(names), "effective",
-                                     u->uid == 0 ? strv_json(names) : json_array(), "permitted",
-                                     u->uid == 0 ? strv_json(names) : json_array());
+    json_t *capabilities =
+            json_pack("{s:o, s:o, s:o}", "bounding", dlc_json_from_strv(names), "effective",
+                      u->uid == 0 ? dlc_json_from_strv(names) : json_array(), "permitted",
+                      u->uid == 0 ? dlc_json_from_strv(names) : json_array());
     struct rlimit rl = {1048576, 1048576}, cur;
     if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max < rl.rlim_max)
         rl.rlim_cur = rl.rlim_max = cur.rlim_max;
     return json_pack("{s:b, s:{s:i, s:i, s:o}, s:o, s:o, s:s, s:o, s:b, s:[{s:s, s:I, s:I}]}",
                      "terminal", 0, "user", "uid", (int)u->uid, "gid", (int)u->gid,
-                     "additionalGids", gids, "args", strv_json(args), "env", strv_json(env), "cwd",
-                     cwd, "capabilities", capabilities, "noNewPrivileges", 1, "rlimits", "type",
-                     "RLIMIT_NOFILE", "hard", (json_int_t)rl.rlim_max, "soft",
-                     (json_int_t)rl.rlim_cur);
+                     "additionalGids", gids, "args", dlc_json_from_strv(args), "env",
+                     dlc_json_from_strv(env), "cwd", cwd, "capabilities", capabilities,
+                     "noNewPrivileges", 1, "rlimits", "type", "RLIMIT_NOFILE", "hard",
+                     (json_int_t)rl.rlim_max, "soft", (json_int_t)rl.rlim_cur);
 }
 
 static json_t *mount_json(const char *dst, const char *type, const char *src, const char *opts)
@@ -111,8 +104,8 @@ static json_t *linux_json(const struct runner_spec *spec, uint64_t caps, bool ro
     if (spec->network == RUNNER_NET_NONE)
         json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
     json_t *l = json_pack("{s:o, s:o, s:o}", "namespaces", ns, "maskedPaths",
-                          strv_json((char **)runner_masked_paths), "readonlyPaths",
-                          strv_json((char **)runner_readonly_paths));
+                          dlc_json_from_strv((char **)runner_masked_paths), "readonlyPaths",
+                          dlc_json_from_strv((char **)runner_readonly_paths));
     if (!spec->seccomp_unconfined)
         json_object_set_new(l, "seccomp", runner_seccomp_oci_json(caps));
     if (rootless) { /* what `runc spec --rootless` writes: the caller is root inside */

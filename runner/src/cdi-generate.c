@@ -29,12 +29,8 @@ static json_t *plan_edits(const struct gpu_plan *p)
                                         b->readonly ? "ro" : "rw", "nosuid", "nodev", "bind"));
     }
     json_t *edits = json_object();
-    if (p->env) {
-        json_t *env = json_array();
-        for (size_t i = 0; p->env[i]; i++)
-            json_array_append_new(env, json_string(p->env[i]));
-        json_object_set_new(edits, "env", env);
-    }
+    if (p->env)
+        json_object_set_new(edits, "env", dlc_json_from_strv(p->env));
     if (json_array_size(nodes) > 0)
         json_object_set(edits, "deviceNodes", nodes);
     if (json_array_size(mounts) > 0)

@@ -150,10 +150,7 @@ int runner_state_write(const char *root, const struct runner_container *ct, cons
     if (ct->name)
         json_object_set_new(j, "name", json_string(ct->name));
     json_object_set_new(j, "image", json_string(ct->spec->image));
-    json_t *cmd = json_array();
-    for (size_t i = 0; ct->command && ct->command[i]; i++)
-        json_array_append_new(cmd, json_string(ct->command[i]));
-    json_object_set_new(j, "command", cmd);
+    json_object_set_new(j, "command", dlc_json_from_strv(ct->command));
     json_object_set_new(j, "created", json_integer(ct->created));
     json_object_set_new(j, "state", json_string(state));
     if (strcmp(state, "exited") == 0) {

@@ -62,6 +62,21 @@ static void test_json__getters(void **state)
                      "definition: unknown key 'bad'");
 }
 
+static void test_json__from_strv(void **state)
+{
+    (void)state;
+    _cleanup_strv_ char **v = NULL;
+    v = dlc_strv_push(v, "a");
+    v = dlc_strv_push(v, "b c");
+    v = dlc_strv_push(v, "");
+    json_auto_t *a = dlc_json_from_strv(v);
+    _cleanup_free_ char *s = dlc_json_dumps(a, NULL);
+    assert_string_equal(s, "[\"a\",\"b c\",\"\"]");
+    json_auto_t *none = dlc_json_from_strv(NULL);
+    assert_true(json_is_array(none));
+    assert_int_equal(json_array_size(none), 0);
+}
+
 static void test_json__error_wrap(void **state)
 {
     (void)state;
@@ -102,6 +117,7 @@ int main(void)
             cmocka_unit_test(test_json__load_errors),
             cmocka_unit_test(test_json__dumps_sorted_compact),
             cmocka_unit_test(test_json__getters),
+            cmocka_unit_test(test_json__from_strv),
             cmocka_unit_test(test_json__error_wrap),
             cmocka_unit_test(test_json__strbuf),
     };
