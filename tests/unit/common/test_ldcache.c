@@ -51,17 +51,24 @@ static const struct ent ents[] = {
         {"libbar.so.2", "/opt/x/libbar.so.2", 0, DLC_LDCACHE_FLAGS},
 };
 
-static void test_ldcache__entries(void **state)
+/* ents written to dir/ld.so.cache and loaded with flags. */
+static struct dlc_ldcache *load_ents(const char *dir, unsigned flags)
 {
-    (void)state;
-    char *dir = unit_tmpdir();
     _cleanup_free_ char *p = dlc_path_join(dir, "ld.so.cache");
     unsigned char buf[4096] = {0};
     size_t len = make_table(buf, ents, DLC_ARRAY_SIZE(ents));
     struct dlc_error *err = NULL;
     assert_int_equal(dlc_write_file_atomic(p, buf, len, 0644, &err), 0);
-    _cleanup_(dlc_ldcache_freep) struct dlc_ldcache *c = NULL;
-    assert_int_equal(dlc_ldcache_load(p, 0, &c, &err), 0);
+    struct dlc_ldcache *c = NULL;
+    assert_int_equal(dlc_ldcache_load(p, flags, &c, &err), 0);
+    return c;
+}
+
+static void test_ldcache__entries(void **state)
+{
+    (void)state;
+    char *dir = unit_tmpdir();
+    _cleanup_(dlc_ldcache_freep) struct dlc_ldcache *c = load_ents(dir, 0);
     assert_int_equal(dlc_ldcache_count(c), 3); /* the hwcaps entry is skipped */
     size_t it = 0;
     assert_string_equal(dlc_ldcache_lookup(c, "libfoo.so.1", &it),
@@ -84,8 +91,7 @@ static void test_ldcache__entries(void **state)
     assert_null(dlc_ldcache_next(c, "lib", &it, &key));
 
     /* this host's ABI only: the foreign entry goes too */
-    _cleanup_(dlc_ldcache_freep) struct dlc_ldcache *native = NULL;
-    assert_int_equal(dlc_ldcache_load(p, DLC_LDCACHE_NATIVE, &native, &err), 0);
+    _cleanup_(dlc_ldcache_freep) struct dlc_ldcache *native = load_ents(dir, DLC_LDCACHE_NATIVE);
     assert_int_equal(dlc_ldcache_count(native), 2);
     it = 0;
     assert_string_equal(dlc_ldcache_lookup(native, "libfoo.so.1", &it),
@@ -234,13 +240,7 @@ static void test_ldcache__search_order(void **state)
 {
     (void)state;
     char *dir = unit_tmpdir();
-    _cleanup_free_ char *p = dlc_path_join(dir, "ld.so.cache");
-    unsigned char buf[4096] = {0};
-    size_t len = make_table(buf, ents, DLC_ARRAY_SIZE(ents));
-    struct dlc_error *err = NULL;
-    assert_int_equal(dlc_write_file_atomic(p, buf, len, 0644, &err), 0);
-    _cleanup_(dlc_ldcache_freep) struct dlc_ldcache *c = NULL;
-    assert_int_equal(dlc_ldcache_load(p, 0, &c, &err), 0);
+    _cleanup_(dlc_ldcache_freep) struct dlc_ldcache *c = load_ents(dir, 0);
 
     /* nothing kept: every cache path for the name, then every default directory */
     assert_null(dlc_ldcache_search(c, "libfoo.so.1", try_record, NULL));
