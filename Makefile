@@ -121,8 +121,8 @@ lint:
 		|| { echo "lint: banned function used (see STYLE.md)"; exit 1; }
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 		--suppress=missingIncludeSystem --suppress=unusedFunction --suppress=unmatchedSuppression \
-		$(foreach c,$(COMPONENTS),-I$(c)/include) $(SRC_DIRS)
-	clang-tidy --quiet $(filter %.c,$(C_FILES)) -- $(ALL_CPPFLAGS) -Itests/unit -std=gnu11
+		-i runtime/src/kernels $(foreach c,$(COMPONENTS),-I$(c)/include) $(SRC_DIRS)
+	clang-tidy --quiet $(filter %.c,$(C_FILES)) -- $(ALL_CPPFLAGS) $(foreach c,$(COMPONENTS),-I$(c)/src) -Itests/unit -std=gnu11 -DTENSOR_WITH_OPENCL
 
 format:
 	clang-format -i $(C_FILES)

@@ -39,28 +39,26 @@ const char *tensor_op_name(enum tensor_op op)
     return (unsigned)op < _TENSOR_OP_MAX ? op_names[op] : "?";
 }
 
-static long read_long(const char *root, const char *name)
+/* Up to two numbers from a small file (cgroup knobs); how many were read, 0 when the file is
+ * missing or does not start with a number. */
+static int read_longs(const char *root, const char *name, long *a, long *b)
 {
     _cleanup_free_ char *path = dlc_path_join(root, name);
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    long v = -1;
-    if (f == NULL || fscanf(f, "%ld", &v) != 1)
-        return -1;
-    return v;
+    _cleanup_free_ char *text = NULL;
+    if (dlc_read_file(path, 4096, &text, NULL, NULL) < 0)
+        return 0;
+    int n = sscanf(text, "%ld %ld", a, b);
+    return n < 0 ? 0 : n;
 }
 
 int tensor__cgroup_cpu_limit(const char *root)
 {
-    long quota = -1, period = 0;
-    _cleanup_free_ char *v2 = dlc_path_join(root, "cpu.max");
-    _cleanup_fclose_ FILE *f = fopen(v2, "re");
-    if (f != NULL) { /* cgroup v2: "max 100000" or "150000 100000" */
-        if (fscanf(f, "%ld %ld", &quota, &period) != 2)
-            quota = -1;
-    } else { /* cgroup v1 */
-        quota = read_long(root, "cpu/cpu.cfs_quota_us");
-        period = read_long(root, "cpu/cpu.cfs_period_us");
-    }
+    long quota = -1, period = 0, unused = 0;
+    /* cgroup v2: "max 100000" or "150000 100000"; else v1's two files */
+    if (read_longs(root, "cpu.max", &quota, &period) != 2 &&
+        (read_longs(root, "cpu/cpu.cfs_quota_us", &quota, &unused) < 1 ||
+         read_longs(root, "cpu/cpu.cfs_period_us", &period, &unused) < 1))
+        return 0;
     if (quota <= 0 || period <= 0)
         return 0;
     long cpus = (quota + period - 1) / period;

@@ -181,9 +181,11 @@ static void list_tree(const char *root, const char *rel, struct dlc_strbuf *out)
     char **names = NULL;
     struct dirent *de;
     while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
             names = dlc_strv_push(names, de->d_name);
     closedir(d);
+    if (names == NULL) /* an empty directory */
+        return;
     size_t n = dlc_strv_len(names);
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)
