@@ -39,6 +39,62 @@ CLI_DECLARE(cmd_cdi);
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
+/* The options dlc run and dlc train share (after their own first lines). */
+#define RUN_COMMON_HELP                                                                      \
+    "      --rm                 remove the container when it exits\n"                        \
+    "      --name NAME          name the container (unique)\n"                               \
+    "  -i                       accepted: stdin always passes through\n"                     \
+    "  -t                       refused: no terminals (stdin/stdout/stderr pass through)\n"  \
+    "  -e, --env K=V            environment variable (K alone: the caller's value)\n"        \
+    "      --env-file FILE      K=V lines, '#' comments (K alone: the caller's value)\n"     \
+    "  -u, --user USER[:GROUP]  name or id, resolved in the image's /etc/passwd and\n"       \
+    "                           /etc/group (default: the image's User)\n"                    \
+    "  -w, --workdir DIR        working directory, absolute (created if missing)\n"          \
+    "      --entrypoint CMD     replace the image's Entrypoint (and drop its Cmd)\n"         \
+    "      --hostname NAME      default: the short id (algo-1 for dlc train)\n"              \
+    "Isolation:\n"                                                                           \
+    "      --network none|host  loopback only (default) or the host's network (--net)\n"     \
+    "  -p, --publish [ADDR:]HOSTPORT:CONTAINERPORT\n"                                        \
+    "                           relay a host port into the container's network (ADDR\n"      \
+    "                           127.0.0.1 unless given, [::1] for IPv6; HOSTPORT 0, or\n"    \
+    "                           CONTAINERPORT alone, picks a free one; repeatable)\n"        \
+    "      --read-only          read-only root filesystem with a tmpfs /tmp\n"               \
+    "      --userns             a user namespace; always when not run as root (the\n"        \
+    "                           caller is root inside). As root: root's id mapping\n"        \
+    "                           copied into it (podman's keep-id): ids keep their host\n"    \
+    "                           meaning, capabilities count inside only (no mknod,\n"        \
+    "                           device nodes are bound from the host)\n"                     \
+    "      --cap-add CAP        add to docker's default capabilities (ALL: every one)\n"     \
+    "      --cap-drop CAP       drop from them (ALL: every one)\n"                           \
+    "      --security-opt seccomp=unconfined  no seccomp filter\n"                           \
+    "      --security-opt no-new-privileges   accepted (always on)\n"                        \
+    "Limits:\n"                                                                              \
+    "  -m, --memory SIZE        memory limit (64m, 1g); an OOM kill is reported\n"           \
+    "      --cpus N             CPU limit (1.5)\n"                                           \
+    "      --pids-limit N       process limit\n"                                             \
+    "      --ulimit NAME=SOFT[:HARD]  rlimit, never above the caller's hard limit\n"         \
+    "      --stop-timeout S     seconds from the stop signal to SIGKILL (10); dlc stop\n"    \
+    "                           without -t waits this long too\n"                            \
+    "      --timeout S          stop the container after S seconds\n"                        \
+    "Mounts and the SageMaker contract:\n"                                                   \
+    "  -v, --volume SRC:DST[:ro|:rw]  bind mount (DST resolved inside the container)\n"      \
+    "      --channel NAME=DIR   /opt/ml/input/data/NAME, read-only (repeatable)\n"           \
+    "      --model-dir DIR      /opt/ml/model, read-write\n"                                 \
+    "      --output-dir DIR     /opt/ml/output, read-write\n"                                \
+    "      --code DIR           /opt/ml/code, read-only\n"                                   \
+    "      --checkpoint-dir DIR /opt/ml/checkpoints, read-write\n"                           \
+    "      --hp K=V             hyperparameter (JSON keeps its type, else a string)\n"       \
+    "      --hyperparameters FILE  hyperparameters as a JSON object\n"                       \
+    "GPUs and devices (dlc info lists what this host has):\n"                                \
+    "      --gpus all|N[,M]|none  pass GPUs (index, GPU-UUID or PCI bus id) with their\n"    \
+    "                           driver libraries and the host's OpenCL ICDs\n"               \
+    "      --device PATH[:CPATH]  pass a device node (or every node under a directory)\n"    \
+    "      --device VENDOR/CLASS=NAME  a CDI device (specs in /etc/cdi, /var/run/cdi)\n"     \
+    "      --driver-root DIR    where to find GPU drivers (default $DLC_DRIVER_ROOT or /)\n" \
+    "Other:\n"                                                                               \
+    "      --root DIR           the store (default $DLC_ROOT)\n"                             \
+    "  -h, --help               this text"
+
 /* The help texts live beside the table so `dlc --help` is one place to read. */
 static const struct cli_command commands[] = {
         {"images", cmd_images, "dlc images [--format table|json] [--digests]",
@@ -104,60 +160,8 @@ static const struct cli_command commands[] = {
          "cannot be run or is not found, 128+N when it was killed by signal N.\n"
          "\n"
          "Process:\n"
-         "  -d, --detach             run in the background; output goes to the log (dlc logs)\n"
-         "      --rm                 remove the container when it exits\n"
-         "      --name NAME          name the container (unique)\n"
-         "  -i                       accepted: stdin always passes through\n"
-         "  -t                       refused: no terminals (stdin/stdout/stderr pass through)\n"
-         "  -e, --env K=V            environment variable (K alone: the caller's value)\n"
-         "      --env-file FILE      K=V lines, '#' comments (K alone: the caller's value)\n"
-         "  -u, --user USER[:GROUP]  name or id, resolved in the image's /etc/passwd and\n"
-         "                           /etc/group (default: the image's User)\n"
-         "  -w, --workdir DIR        working directory, absolute (created if missing)\n"
-         "      --entrypoint CMD     replace the image's Entrypoint (and drop its Cmd)\n"
-         "      --hostname NAME      default: the short id (algo-1 for dlc train)\n"
-         "Isolation:\n"
-         "      --network none|host  loopback only (default) or the host's network (--net)\n"
-         "  -p, --publish [ADDR:]HOSTPORT:CONTAINERPORT\n"
-         "                           relay a host port into the container's network (ADDR\n"
-         "                           127.0.0.1 unless given, [::1] for IPv6; HOSTPORT 0, or\n"
-         "                           CONTAINERPORT alone, picks a free one; repeatable)\n"
-         "      --read-only          read-only root filesystem with a tmpfs /tmp\n"
-         "      --userns             a user namespace; always when not run as root (the\n"
-         "                           caller is root inside). As root: root's id mapping\n"
-         "                           copied into it (podman's keep-id): ids keep their host\n"
-         "                           meaning, capabilities count inside only (no mknod,\n"
-         "                           device nodes are bound from the host)\n"
-         "      --cap-add CAP        add to docker's default capabilities (ALL: every one)\n"
-         "      --cap-drop CAP       drop from them (ALL: every one)\n"
-         "      --security-opt seccomp=unconfined  no seccomp filter\n"
-         "      --security-opt no-new-privileges   accepted (always on)\n"
-         "Limits:\n"
-         "  -m, --memory SIZE        memory limit (64m, 1g); an OOM kill is reported\n"
-         "      --cpus N             CPU limit (1.5)\n"
-         "      --pids-limit N       process limit\n"
-         "      --ulimit NAME=SOFT[:HARD]  rlimit, never above the caller's hard limit\n"
-         "      --stop-timeout S     seconds from the stop signal to SIGKILL (10); dlc stop\n"
-         "                           without -t waits this long too\n"
-         "      --timeout S          stop the container after S seconds\n"
-         "Mounts and the SageMaker contract:\n"
-         "  -v, --volume SRC:DST[:ro|:rw]  bind mount (DST resolved inside the container)\n"
-         "      --channel NAME=DIR   /opt/ml/input/data/NAME, read-only (repeatable)\n"
-         "      --model-dir DIR      /opt/ml/model, read-write\n"
-         "      --output-dir DIR     /opt/ml/output, read-write\n"
-         "      --code DIR           /opt/ml/code, read-only\n"
-         "      --checkpoint-dir DIR /opt/ml/checkpoints, read-write\n"
-         "      --hp K=V             hyperparameter (JSON keeps its type, else a string)\n"
-         "      --hyperparameters FILE  hyperparameters as a JSON object\n"
-         "GPUs and devices (dlc info lists what this host has):\n"
-         "      --gpus all|N[,M]|none  pass GPUs (index, GPU-UUID or PCI bus id) with their\n"
-         "                           driver libraries and the host's OpenCL ICDs\n"
-         "      --device PATH[:CPATH]  pass a device node (or every node under a directory)\n"
-         "      --device VENDOR/CLASS=NAME  a CDI device (specs in /etc/cdi, /var/run/cdi)\n"
-         "      --driver-root DIR    where to find GPU drivers (default $DLC_DRIVER_ROOT or /)\n"
-         "Other:\n"
-         "      --root DIR           the store (default $DLC_ROOT)\n"
-         "  -h, --help               this text"},
+         "  -d, --detach             run in the background; output goes to the log (dlc "
+         "logs)\n" RUN_COMMON_HELP},
         {"train", cmd_train,
          "dlc train [OPTIONS] IMAGE --channel NAME=DIR --output DIR [--hp K=V...]",
          "Run a SageMaker-style training job and pack model.tar.gz",
@@ -169,60 +173,7 @@ static const struct cli_command commands[] = {
          "Training:\n"
          "      --output DIR         where model.tar.gz and output.tar.gz go (required)\n"
          "  -d, --detach             refused: a training job runs in the foreground\n"
-         "Process:\n"
-         "      --rm                 remove the container when it exits\n"
-         "      --name NAME          name the container (unique)\n"
-         "  -i                       accepted: stdin always passes through\n"
-         "  -t                       refused: no terminals (stdin/stdout/stderr pass through)\n"
-         "  -e, --env K=V            environment variable (K alone: the caller's value)\n"
-         "      --env-file FILE      K=V lines, '#' comments (K alone: the caller's value)\n"
-         "  -u, --user USER[:GROUP]  name or id, resolved in the image's /etc/passwd and\n"
-         "                           /etc/group (default: the image's User)\n"
-         "  -w, --workdir DIR        working directory, absolute (created if missing)\n"
-         "      --entrypoint CMD     replace the image's Entrypoint (and drop its Cmd)\n"
-         "      --hostname NAME      default: the short id (algo-1 for dlc train)\n"
-         "Isolation:\n"
-         "      --network none|host  loopback only (default) or the host's network (--net)\n"
-         "  -p, --publish [ADDR:]HOSTPORT:CONTAINERPORT\n"
-         "                           relay a host port into the container's network (ADDR\n"
-         "                           127.0.0.1 unless given, [::1] for IPv6; HOSTPORT 0, or\n"
-         "                           CONTAINERPORT alone, picks a free one; repeatable)\n"
-         "      --read-only          read-only root filesystem with a tmpfs /tmp\n"
-         "      --userns             a user namespace; always when not run as root (the\n"
-         "                           caller is root inside). As root: root's id mapping\n"
-         "                           copied into it (podman's keep-id): ids keep their host\n"
-         "                           meaning, capabilities count inside only (no mknod,\n"
-         "                           device nodes are bound from the host)\n"
-         "      --cap-add CAP        add to docker's default capabilities (ALL: every one)\n"
-         "      --cap-drop CAP       drop from them (ALL: every one)\n"
-         "      --security-opt seccomp=unconfined  no seccomp filter\n"
-         "      --security-opt no-new-privileges   accepted (always on)\n"
-         "Limits:\n"
-         "  -m, --memory SIZE        memory limit (64m, 1g); an OOM kill is reported\n"
-         "      --cpus N             CPU limit (1.5)\n"
-         "      --pids-limit N       process limit\n"
-         "      --ulimit NAME=SOFT[:HARD]  rlimit, never above the caller's hard limit\n"
-         "      --stop-timeout S     seconds from the stop signal to SIGKILL (10); dlc stop\n"
-         "                           without -t waits this long too\n"
-         "      --timeout S          stop the container after S seconds\n"
-         "Mounts and the SageMaker contract:\n"
-         "  -v, --volume SRC:DST[:ro|:rw]  bind mount (DST resolved inside the container)\n"
-         "      --channel NAME=DIR   /opt/ml/input/data/NAME, read-only (repeatable)\n"
-         "      --model-dir DIR      /opt/ml/model, read-write\n"
-         "      --output-dir DIR     /opt/ml/output, read-write\n"
-         "      --code DIR           /opt/ml/code, read-only\n"
-         "      --checkpoint-dir DIR /opt/ml/checkpoints, read-write\n"
-         "      --hp K=V             hyperparameter (JSON keeps its type, else a string)\n"
-         "      --hyperparameters FILE  hyperparameters as a JSON object\n"
-         "GPUs and devices (dlc info lists what this host has):\n"
-         "      --gpus all|N[,M]|none  pass GPUs (index, GPU-UUID or PCI bus id) with their\n"
-         "                           driver libraries and the host's OpenCL ICDs\n"
-         "      --device PATH[:CPATH]  pass a device node (or every node under a directory)\n"
-         "      --device VENDOR/CLASS=NAME  a CDI device (specs in /etc/cdi, /var/run/cdi)\n"
-         "      --driver-root DIR    where to find GPU drivers (default $DLC_DRIVER_ROOT or /)\n"
-         "Other:\n"
-         "      --root DIR           the store (default $DLC_ROOT)\n"
-         "  -h, --help               this text"},
+         "Process:\n" RUN_COMMON_HELP},
         {"serve", cmd_serve,
          "dlc serve [OPTIONS] IMAGE --model-dir DIR|--model FILE.tar.gz [ARG...]",
          "Serve a model over SageMaker's /ping and /invocations",
@@ -322,6 +273,15 @@ static void print_usage(FILE *f)
                "Run 'dlc COMMAND --help' for a command's options.\n");
 }
 
+/* A command's option list, ending in exactly one newline whatever its text ends with. */
+static void print_help_text(const struct cli_command *c)
+{
+    if (c->help == NULL)
+        return;
+    size_t n = strlen(c->help);
+    printf("\n%s%s", c->help, n > 0 && c->help[n - 1] == '\n' ? "" : "\n");
+}
+
 static int cmd_version(int argc, char **argv)
 {
     (void)argc;
@@ -342,8 +302,7 @@ static int cmd_help(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     printf("Usage: %s\n\n%s\n", c->usage, c->summary);
-    if (c->help)
-        printf("\n%s", c->help);
+    print_help_text(c);
     return 0;
 }
 
@@ -355,8 +314,7 @@ int cli_common_opt(const struct cli_command *cmd, int c, bool *done)
         return 0;
     case 'h':
         printf("Usage: %s\n\n%s\n", cmd->usage, cmd->summary);
-        if (cmd->help)
-            printf("\n%s", cmd->help);
+        print_help_text(cmd);
         *done = true;
         return 0;
     case '?':
