@@ -207,6 +207,9 @@ size_t dlc_strv_len(char *const *v);
 char **dlc_strv_push(char **v, const char *s); /* copies s; returns the new vector */
 char **dlc_strv_copy(char *const *v);
 bool dlc_strv_contains(char *const *v, const char *s);
+/* Binary search of key in the first n strings of v, sorted by strcmp: the index of key, or
+ * of where it would be inserted; *found says which. */
+size_t dlc_strv_bsearch(char *const *v, size_t n, const char *key, bool *found);
 /* "2026-11-22T02:35:55Z" for t (UTC), into buf (>= 21 bytes). */
 const char *dlc_format_rfc3339(int64_t t, char *buf, size_t len);
 

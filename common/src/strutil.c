@@ -67,6 +67,25 @@ bool dlc_strv_contains(char *const *v, const char *s)
     return false;
 }
 
+size_t dlc_strv_bsearch(char *const *v, size_t n, const char *key, bool *found)
+{
+    size_t lo = 0, hi = n;
+    *found = false;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v[mid], key);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 const char *dlc_format_rfc3339(int64_t t, char *buf, size_t len)
 {
     time_t tt = (time_t)t;

@@ -7,21 +7,7 @@
 /* Index of key, or of where it would be inserted (*found tells which). */
 static size_t map_find(const struct oci_map *m, const char *key, bool *found)
 {
-    size_t lo = 0, hi = m->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(m->keys[mid], key);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return dlc_strv_bsearch(m->keys, m->n, key, found);
 }
 
 const char *oci_map_get(const struct oci_map *m, const char *key)

@@ -25,21 +25,7 @@ static void mark_set_release(struct mark_set *m)
 
 static size_t mark_find(const struct mark_set *m, const char *digest, bool *found)
 {
-    size_t lo = 0, hi = m->n;
-    *found = false;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(m->digests[mid], digest);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return dlc_strv_bsearch(m->digests, m->n, digest, found);
 }
 
 /* Adds digest; false when it was already marked. */

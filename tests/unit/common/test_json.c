@@ -111,6 +111,21 @@ static void test_json__strbuf(void **state)
     assert_null(sb.buf);
 }
 
+static void test_json__strv_bsearch(void **state)
+{
+    (void)state;
+    char a[] = "a", c[] = "c", e[] = "e";
+    char *v[] = {a, c, e};
+    bool found = true;
+    assert_int_equal(dlc_strv_bsearch(v, 3, "c", &found), 1);
+    assert_true(found);
+    assert_int_equal(dlc_strv_bsearch(v, 3, "d", &found), 2);
+    assert_false(found);
+    assert_int_equal(dlc_strv_bsearch(v, 3, "z", &found), 3);
+    assert_int_equal(dlc_strv_bsearch(v, 0, "a", &found), 0);
+    assert_false(found);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +135,7 @@ int main(void)
             cmocka_unit_test(test_json__from_strv),
             cmocka_unit_test(test_json__error_wrap),
             cmocka_unit_test(test_json__strbuf),
+            cmocka_unit_test(test_json__strv_bsearch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
