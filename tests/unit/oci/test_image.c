@@ -3,33 +3,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "unit.h"
-#include "oci.h"
-
-struct fixture {
-    char *dir;
-    struct oci_store *s;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    struct dlc_error *err = NULL;
-    f->dir = unit_tmpdir();
-    if (oci_store_open(f->dir, &f->s, &err) < 0)
-        fail_msg("open: %s", err->msg);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    oci_store_free(f->s);
-    unit_tmpdir_free(f->dir);
-    free(f);
-    return 0;
-}
+#include "oci-unit.h"
 
 static void put(struct oci_store *s, const char *data, char d[OCI_DIGEST_BUFSZ])
 {

@@ -6,35 +6,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "unit.h"
-#include "oci.h"
+#include "oci-unit.h"
 
 #define LAYER "layer content shared with an older, untagged build"
-
-struct fixture {
-    char *dir;
-    struct oci_store *s;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    struct dlc_error *err = NULL;
-    f->dir = unit_tmpdir();
-    if (oci_store_open(f->dir, &f->s, &err) < 0)
-        fail_msg("open: %s", err->msg);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    oci_store_free(f->s);
-    unit_tmpdir_free(f->dir);
-    free(f);
-    return 0;
-}
 
 /* The digests a writer stores: layer, config, manifest. */
 struct image_digests {
