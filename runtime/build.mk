@@ -42,7 +42,7 @@ include runtime/opencl.mk
 
 # make bench-runtime: MLP training vs the sgemm bound and PyTorch (README, benchmarks).
 BENCH_RUNTIME := $(BUILD)/bench/runtime/bench_mlp
-$(BENCH_RUNTIME): bench/runtime/bench_mlp.c $(runtime_LIB) $(common_LIB)
+$(BENCH_RUNTIME): bench/runtime/bench_mlp.c bench/synthetic.h $(runtime_LIB) $(common_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(RUNTIME_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(runtime_LIB) \

@@ -73,7 +73,7 @@ $(OPENCL_TESTS): $(BUILD)/tests/unit/runtime/%: tests/unit/runtime/%.c $(RUNTIME
 
 # make bench-gpu: SGEMM and training on the OpenCL device beside OpenBLAS (bench/gpu/run.sh).
 BENCH_GPU := $(BUILD)/bench/gpu/bench_gpu
-$(BENCH_GPU): bench/gpu/bench_gpu.c $(RUNTIME_GPU_LIB) $(common_LIB)
+$(BENCH_GPU): bench/gpu/bench_gpu.c bench/synthetic.h $(RUNTIME_GPU_LIB) $(common_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(RUNTIME_CPPFLAGS) -DTENSOR_WITH_OPENCL -Iruntime/src \

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "tensor.h"
+#include "../synthetic.h"
 
 static double now(void)
 {
@@ -163,44 +164,6 @@ struct train_opts {
     int64_t rows, features, classes, batch, epochs;
 };
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static float normal(void)
-{
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        u[i] = ((double)(rng >> 11) + 0.5) * 0x1.0p-53;
-    }
-    return (float)(sqrt(-2 * log(u[0])) * cos(2 * M_PI * u[1]));
-}
-
-/* As bench-runtime: x ~ N(0, 1), labels from a random linear teacher. */
-static void make_data(const struct train_opts *o, struct tensor_array *x, struct tensor_array *y)
-{
-    struct dlc_error *err = NULL;
-    if (tensor_array_alloc(x, o->rows, o->features, &err) < 0 ||
-        tensor_array_alloc(y, o->rows, 1, &err) < 0)
-        die("data", err);
-    float *teacher = malloc(sizeof(float) * (size_t)(o->features * o->classes));
-    float *logits = malloc(sizeof(float) * (size_t)(o->rows * o->classes));
-    for (int64_t i = 0; i < o->features * o->classes; i++)
-        teacher[i] = normal();
-    for (int64_t i = 0; i < o->rows * o->features; i++)
-        x->data[i] = normal();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)o->rows, (int)o->classes,
-                (int)o->features, 1, x->data, (int)o->features, teacher, (int)o->classes, 0, logits,
-                (int)o->classes);
-    for (int64_t i = 0; i < o->rows; i++) {
-        int64_t best = 0;
-        for (int64_t c = 1; c < o->classes; c++)
-            if (logits[i * o->classes + c] > logits[i * o->classes + best])
-                best = c;
-        y->data[i] = (float)best;
-    }
-    free(teacher);
-    free(logits);
-}
-
 static struct tensor_model *build_model(int64_t features)
 {
     static const char *json =
@@ -264,7 +227,7 @@ static int cmd_train(int argc, char **argv)
             die("usage: bench_gpu train [--rows N] [--epochs N] [--batch N]", err);
     }
     struct tensor_array x = {0}, y = {0};
-    make_data(&o, &x, &y);
+    synthetic_make_data(o.rows, o.features, o.classes, &x, &y);
     printf("MLP 784-256-128-10, %lld rows, batch %lld, adam, %lld epochs\n", (long long)o.rows,
            (long long)o.batch, (long long)o.epochs);
     double loss_ocl = 0, loss_cpu = 0, gf_ocl = 0, gf_cpu = 0;

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "tensor.h"
+#include "../synthetic.h"
 
 struct opts {
     int64_t rows, features, classes, batch, epochs, threads;
@@ -23,47 +24,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static float normal(void)
-{
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        u[i] = ((double)(rng >> 11) + 0.5) * 0x1.0p-53;
-    }
-    return (float)(sqrt(-2 * log(u[0])) * cos(2 * M_PI * u[1]));
-}
-
-/* x ~ N(0, 1); the label of a row is the argmax of a random linear teacher, so the task
- * is learnable and the accuracy printed is a sanity check. */
-static void make_data(const struct opts *o, struct tensor_array *x, struct tensor_array *y)
-{
-    struct dlc_error *err = NULL;
-    if (tensor_array_alloc(x, o->rows, o->features, &err) < 0 ||
-        tensor_array_alloc(y, o->rows, 1, &err) < 0) {
-        fprintf(stderr, "bench: %s\n", err->msg);
-        exit(1);
-    }
-    float *teacher = malloc(sizeof(float) * (size_t)(o->features * o->classes));
-    for (int64_t i = 0; i < o->features * o->classes; i++)
-        teacher[i] = normal();
-    for (int64_t i = 0; i < o->rows * o->features; i++)
-        x->data[i] = normal();
-    float *logits = malloc(sizeof(float) * (size_t)(o->rows * o->classes));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)o->rows, (int)o->classes,
-                (int)o->features, 1, x->data, (int)o->features, teacher, (int)o->classes, 0, logits,
-                (int)o->classes);
-    for (int64_t i = 0; i < o->rows; i++) {
-        int64_t best = 0;
-        for (int64_t c = 1; c < o->classes; c++)
-            if (logits[i * o->classes + c] > logits[i * o->classes + best])
-                best = c;
-        y->data[i] = (float)best;
-    }
-    free(teacher);
-    free(logits);
 }
 
 struct gemm_shape {
@@ -215,7 +175,7 @@ int main(int argc, char **argv)
            gemm_flops(step, ns) / step_s / 1e9, step_s * batches);
 
     struct tensor_array x = {0}, y = {0};
-    make_data(&o, &x, &y);
+    synthetic_make_data(o.rows, o.features, o.classes, &x, &y);
     struct tensor_model *m = build_model(&o);
     double flops = 0, best = 0;
     double mean = train(&o, be, m, &x, &y, &flops, &best);
