@@ -74,6 +74,8 @@ def public_build():
 @pytest.fixture(scope="session", autouse=True)
 def _remove_public_build():
     yield
+    from helpers_run import remove_users
+    remove_users()
     if _PUBLIC:
         shutil.rmtree(_PUBLIC["top"], ignore_errors=True)
 

@@ -237,13 +237,39 @@ def parse_env(text):
     return out
 
 
-def ensure_user(name, uid):
-    """A host user for the rootless tests (created with useradd when missing)."""
-    r = subprocess.run(["id", "-u", name], capture_output=True, text=True)
-    if r.returncode == 0:
-        return int(r.stdout)
-    run(["useradd", "--uid", str(uid), "--no-create-home", "--shell", "/bin/sh", name])
+_USERS = {}
+
+
+def ensure_user(name, uid=None):
+    """A host user for the rootless tests, made for this test run and removed at its end.
+
+    The name gets the pid of the pytest process and the uid is the first free one above
+    uid's hint, so parallel runs (or a run after one that was killed) never share a user."""
+    if name in _USERS:
+        return _USERS[name][1]
+    import pwd
+    unique = f"{name}-{os.getpid()}"[:32]
+    uid = uid or 42000
+    while True:
+        try:
+            pwd.getpwuid(uid)
+            uid += 1
+        except KeyError:
+            break
+    r = subprocess.run(["useradd", "--uid", str(uid), "--no-create-home", "--shell", "/bin/sh",
+                        unique], capture_output=True, text=True)
+    if r.returncode == 9 or r.returncode == 4:  # name or uid taken meanwhile: try the next
+        return ensure_user(name, uid + 1)
+    assert r.returncode == 0, f"useradd {unique}: {r.stderr}"
+    _USERS[name] = (unique, uid)
     return uid
+
+
+def remove_users():
+    """Removes every user ensure_user made (called when the test session ends)."""
+    for unique, _ in _USERS.values():
+        subprocess.run(["userdel", unique], capture_output=True)
+    _USERS.clear()
 
 
 def as_user(uid, args):
